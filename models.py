@@ -1,0 +1,396 @@
+"""Every model of both lab sheets, and one registry of their recipes.
+
+INSAT TP3 (MNIST, channels_first as the sheet sets it): small, medium, large CNNs,
+adam + categorical_crossentropy, 10 epochs, batch 200. `small_unnormalized` is
+sheet part 4 (pixels 0..255), `small` is part 5 (pixels /255).
+`large_original` is the tutorial's large CNN that the sheet derives from: it has a
+second max-pooling after the 15-filter convolution, which the sheet dropped.
+
+HEIG-VD ARN PW4: MLPs on raw pixels and on HOG features (RMSprop), the course's
+MNIST CNN, and the chest X-ray pneumonia CNN.
+
+`build_model(name)` returns the compiled model of a recipe; `MODELS[name]` holds
+the recipe (epochs, batch size, optimizer, input kind, reference result).
+"""
+
+import contextlib
+import os
+import re
+import sys
+import threading
+from dataclasses import dataclass, field
+from typing import Callable, Optional, Tuple
+
+import data
+
+
+@contextlib.contextmanager
+def quiet_native_stderr():
+    """Hide what C++ code writes to file descriptor 2 meanwhile.
+
+    TensorFlow prints its start-up lines (oneDNN notice, CUDA probing) there
+    before any log level applies; a student should see the sheet's output, not
+    those. Python errors still surface: they are raised, not printed, inside.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+_NATIVE_LOG_LINE = re.compile(rb"^(?:[IWEF]\d{4} [\d:.]+ +\d+ \S+:\d+\] |WARNING: All log messages before absl)")
+
+
+@contextlib.contextmanager
+def native_log_filter():
+    """Drop TensorFlow's native log lines from stderr meanwhile; pass everything else through.
+
+    For the command-line scripts: TensorFlow's C++ code logs a few lines
+    (CUDA probing, a tf.data attribute notice) straight to file descriptor 2
+    while it runs. Python's own warnings and errors still reach the terminal.
+    """
+    sys.stderr.flush()
+    terminal = os.dup(2)
+    read_end, write_end = os.pipe()
+    os.dup2(write_end, 2)
+    os.close(write_end)
+
+    def forward():
+        with os.fdopen(read_end, "rb") as pipe:
+            for line in pipe:
+                if not _NATIVE_LOG_LINE.match(line):
+                    os.write(terminal, line)
+
+    thread = threading.Thread(target=forward, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(terminal, 2)  # the pipe loses its last writer: the thread reads to the end and stops
+        thread.join(timeout=5)
+        os.close(terminal)
+
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+with quiet_native_stderr():
+    import keras
+    from keras import layers
+
+SHEET_FORMAT = "channels_first"  # INSAT: K.set_image_data_format('channels_first')
+
+
+# ----------------------------------------------------------------------------
+# INSAT TP3 architectures (the sheet's text, layer by layer)
+
+
+def small_cnn(num_classes=10, data_format=SHEET_FORMAT):
+    """Conv 64 3x3 relu, Conv 32 3x3 relu, Flatten, Dense softmax: 203,434 weights."""
+    return keras.Sequential(
+        [
+            keras.Input(shape=_image_shape(data_format)),
+            layers.Conv2D(64, (3, 3), activation="relu", data_format=data_format),
+            layers.Conv2D(32, (3, 3), activation="relu", data_format=data_format),
+            layers.Flatten(data_format=data_format),
+            layers.Dense(num_classes, activation="softmax"),
+        ],
+        name="small",
+    )
+
+
+def medium_cnn(num_classes=10, data_format=SHEET_FORMAT):
+    """Conv 32 5x5 relu, MaxPool 2x2, Dropout 0.2, Flatten, Dense 128 relu, Dense softmax: 592,074."""
+    return keras.Sequential(
+        [
+            keras.Input(shape=_image_shape(data_format)),
+            layers.Conv2D(32, (5, 5), activation="relu", data_format=data_format),
+            layers.MaxPooling2D(pool_size=(2, 2), data_format=data_format),
+            layers.Dropout(0.2),
+            layers.Flatten(data_format=data_format),
+            layers.Dense(128, activation="relu"),
+            layers.Dense(num_classes, activation="softmax"),
+        ],
+        name="medium",
+    )
+
+
+def large_cnn(num_classes=10, data_format=SHEET_FORMAT, second_pooling=False):
+    """Conv 30 5x5, MaxPool, Conv 15 3x3, Dropout 0.2, Flatten, Dense 128, 50, softmax: 203,933.
+
+    second_pooling=True adds the tutorial's MaxPool 2x2 after the 15-filter
+    convolution (59,933 weights): the sheet's text leaves it out.
+    """
+    pooling = [layers.MaxPooling2D(pool_size=(2, 2), data_format=data_format)] if second_pooling else []
+    return keras.Sequential(
+        [
+            keras.Input(shape=_image_shape(data_format)),
+            layers.Conv2D(30, (5, 5), activation="relu", data_format=data_format),
+            layers.MaxPooling2D(pool_size=(2, 2), data_format=data_format),
+            layers.Conv2D(15, (3, 3), activation="relu", data_format=data_format),
+            *pooling,
+            layers.Dropout(0.2),
+            layers.Flatten(data_format=data_format),
+            layers.Dense(128, activation="relu"),
+            layers.Dense(50, activation="relu"),
+            layers.Dense(num_classes, activation="softmax"),
+        ],
+        name="large_original" if second_pooling else "large",
+    )
+
+
+def small_model():
+    """The sheet's small_model(): the small CNN, compiled with adam."""
+    return build_model("small")
+
+
+def medium_model():
+    """The sheet's medium_model(): the medium CNN, compiled with adam."""
+    return build_model("medium")
+
+
+def large_model():
+    """The sheet's large_model(): the large CNN as the sheet writes it, compiled with adam."""
+    return build_model("large")
+
+
+# ----------------------------------------------------------------------------
+# HEIG-VD ARN PW4 architectures
+
+
+def mlp1(num_classes=10):
+    """Dense 512 sigmoid, Dense softmax on the 784 raw pixels: 407,050 weights."""
+    return keras.Sequential([keras.Input(shape=(784,)), layers.Dense(512, activation="sigmoid"),
+                             layers.Dense(num_classes, activation="softmax")], name="mlp1")
+
+
+def mlp2(num_classes=10):
+    """mlp1 with Dropout 0.5 after the hidden layer: 407,050 weights."""
+    return keras.Sequential([keras.Input(shape=(784,)), layers.Dense(512, activation="sigmoid"), layers.Dropout(0.5),
+                             layers.Dense(num_classes, activation="softmax")], name="mlp2")
+
+
+def mlp3(num_classes=10):
+    """Dense 512 sigmoid, Dropout 0.5, Dense 256 relu, Dropout 0.5, Dense softmax: 535,818 weights."""
+    return keras.Sequential([keras.Input(shape=(784,)), layers.Dense(512, activation="sigmoid"), layers.Dropout(0.5),
+                             layers.Dense(256, activation="relu"), layers.Dropout(0.5),
+                             layers.Dense(num_classes, activation="softmax")], name="mlp3")
+
+
+def hog_mlp(hog_size, num_classes=10, name="hog_mlp"):
+    """Dense 64 relu, Dropout 0.5, Dense softmax on hog_size HOG features (392: 25,802 weights)."""
+    return keras.Sequential([keras.Input(shape=(hog_size,)), layers.Dense(64, activation="relu"), layers.Dropout(0.5),
+                             layers.Dense(num_classes, activation="softmax")], name=name)
+
+
+def arn_cnn(num_classes=10, data_format="channels_last"):
+    """The ARN course's MNIST CNN (2022): three conv + pooling blocks, Dense 25: 7,465 weights."""
+    return keras.Sequential(
+        [
+            keras.Input(shape=_image_shape(data_format)),
+            layers.Conv2D(9, (5, 5), activation="relu", padding="same", data_format=data_format),
+            layers.MaxPooling2D(pool_size=(2, 2), data_format=data_format),
+            layers.Conv2D(9, (5, 5), activation="relu", padding="same", data_format=data_format),
+            layers.MaxPooling2D(pool_size=(2, 2), data_format=data_format),
+            layers.Conv2D(16, (3, 3), activation="relu", padding="same", data_format=data_format),
+            layers.MaxPooling2D(pool_size=(2, 2), data_format=data_format),
+            layers.Flatten(data_format=data_format),  # 3 x 3 x 16 = 144
+            layers.Dense(25, activation="relu"),
+            layers.Dense(num_classes, activation="softmax"),
+        ],
+        name="arn_cnn",
+    )
+
+
+def pneumonia_cnn(data_format="channels_last", image_size=128):
+    """The ARN chest X-ray CNN: five Conv 3x3 + MaxPool blocks (8..128 filters), Dense 32, 16, 1 sigmoid.
+
+    164,353 weights at 128x128. Rescaling (no weights) puts the 0..255 pixels
+    of image_dataset_from_directory into 0..1 inside the model, so a saved pair
+    takes raw images.
+    """
+    blocks = []
+    for filters in (8, 16, 32, 64, 128):
+        blocks += [layers.Conv2D(filters, (3, 3), activation="relu", padding="same", data_format=data_format),
+                   layers.MaxPooling2D(pool_size=(2, 2), data_format=data_format)]
+    return keras.Sequential(
+        [
+            keras.Input(shape=_image_shape(data_format, size=image_size)),
+            layers.Rescaling(1 / 255),
+            *blocks,
+            layers.Flatten(data_format=data_format),  # 4 x 4 x 128 = 2048
+            layers.Dense(32, activation="relu"),
+            layers.Dense(16, activation="relu"),
+            layers.Dense(1, activation="sigmoid"),
+        ],
+        name="pneumonia",
+    )
+
+
+def _image_shape(data_format, size=28, channels=1):
+    return (channels, size, size) if data_format == "channels_first" else (size, size, channels)
+
+
+# ----------------------------------------------------------------------------
+# The registry
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How the sheet trains one model, and what result it reports."""
+
+    name: str
+    builder: Callable[..., keras.Model]
+    sheet: str
+    description: str
+    epochs: int
+    batch_size: int
+    optimizer: str
+    normalize: bool = True
+    input_kind: str = "image"  # image (N,1,28,28) | flat (N,784) | hog | xray
+    data_format: Optional[str] = SHEET_FORMAT  # the layout of the saved JSON (None: no convolution)
+    loss: str = "categorical_crossentropy"
+    learning_rate: Optional[float] = None  # None: the optimizer's Keras default
+    builder_kwargs: dict = field(default_factory=dict)
+    input_options: dict = field(default_factory=dict)  # for data.prepare_inputs (HOG parameters)
+    reference_error: Optional[Tuple[float, float]] = None  # test error rate in %, (low, high)
+    reference_source: str = ""
+
+
+INSAT = "INSAT TP3"
+ARN = "HEIG-VD ARN PW4"
+ARN_MLP_REFERENCE = (2.0, 2.7)  # ARN reports: raw-pixel MLPs about 97.3-98.0% test accuracy
+
+_RECIPES = [
+    Recipe(
+        "small_unnormalized", small_cnn, INSAT, "small CNN, pixels 0..255 (sheet part 4)",
+        epochs=10, batch_size=200, optimizer="adam", normalize=False,
+        reference_error=(2.40, 2.40), reference_source="sheet's log: val_accuracy 0.9760 after 10 epochs",
+    ),
+    Recipe("small", small_cnn, INSAT, "small CNN, pixels /255 (sheet part 5.2)",
+           epochs=10, batch_size=200, optimizer="adam"),
+    Recipe(
+        "medium", medium_cnn, INSAT, "medium CNN (sheet part 5.3)", epochs=10, batch_size=200, optimizer="adam",
+        reference_error=(1.03, 1.03), reference_source="tutorial the sheet follows",
+    ),
+    Recipe(
+        "large", large_cnn, INSAT, "large CNN as the sheet writes it (sheet part 5.4)",
+        epochs=10, batch_size=200, optimizer="adam",
+        reference_error=(0.82, 0.89), reference_source="tutorial, whose large CNN has a 2nd pooling the sheet omits",
+    ),
+    Recipe(
+        "large_original", large_cnn, INSAT, "large CNN of the tutorial: 2nd max-pooling after the 15-filter conv",
+        epochs=10, batch_size=200, optimizer="adam", builder_kwargs={"second_pooling": True},
+        reference_error=(0.82, 0.89), reference_source="tutorial the sheet follows",
+    ),
+]
+
+_RECIPES += [
+    Recipe("mlp1", mlp1, ARN, "MLP 512 sigmoid on raw pixels", epochs=10, batch_size=128, optimizer="rmsprop",
+           input_kind="flat", data_format=None, reference_error=ARN_MLP_REFERENCE, reference_source="ARN reports"),
+    Recipe("mlp2", mlp2, ARN, "MLP 512 sigmoid + dropout 0.5 on raw pixels", epochs=20, batch_size=32,
+           optimizer="rmsprop", input_kind="flat", data_format=None, reference_error=(2.02, 2.02),
+           reference_source="ARN report: test accuracy 0.9798"),
+    Recipe("mlp3", mlp3, ARN, "MLP 512 sigmoid, 256 relu, dropout 0.5 on raw pixels", epochs=30, batch_size=128,
+           optimizer="rmsprop", input_kind="flat", data_format=None, reference_error=ARN_MLP_REFERENCE,
+           reference_source="ARN reports"),
+    Recipe("hog_mlp1", hog_mlp, ARN, "MLP 64 relu on HOG, 8 orientations, 4 px/cell (392 features)", epochs=50,
+           batch_size=128, optimizer="rmsprop", input_kind="hog", data_format=None,
+           builder_kwargs={"hog_size": data.hog_size(8, 4), "name": "hog_mlp1"}, input_options={"orientations": 8, "pixels_per_cell": 4},
+           reference_error=(2.2, 2.2), reference_source="ARN reports: HOG MLP about 97.8%"),
+    Recipe("hog_mlp2", hog_mlp, ARN, "MLP 64 relu on HOG, 16 orientations, 4 px/cell (784 features)", epochs=20,
+           batch_size=128, optimizer="rmsprop", input_kind="hog", data_format=None,
+           builder_kwargs={"hog_size": data.hog_size(16, 4), "name": "hog_mlp2"},
+           input_options={"orientations": 16, "pixels_per_cell": 4},
+           reference_error=(2.2, 2.2), reference_source="ARN reports: HOG MLP about 97.8%"),
+    Recipe("arn_cnn", arn_cnn, ARN, "the ARN course's MNIST CNN", epochs=10, batch_size=128, optimizer="rmsprop",
+           data_format="channels_last", reference_error=(1.2, 1.2),
+           reference_source="ARN course notebook: about 98.8%"),
+    Recipe("pneumonia", pneumonia_cnn, ARN, "chest X-ray CNN, normal vs pneumonia (needs --data-dir)", epochs=5,
+           batch_size=64, optimizer="adam", learning_rate=1e-3, input_kind="xray", data_format="channels_last",
+           loss="binary_crossentropy", reference_error=(20.0, 24.0),
+           reference_source="ARN students: about 76-80% test accuracy"),
+]
+
+MODELS = {recipe.name: recipe for recipe in _RECIPES}
+
+
+def build_model(name, data_format=None):
+    """The compiled model of recipe `name`, in the recipe's layout unless data_format is given."""
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; choose one of: {', '.join(MODELS)}")
+    recipe = MODELS[name]
+    kwargs = dict(recipe.builder_kwargs)
+    if recipe.data_format is not None:
+        kwargs["data_format"] = data_format or recipe.data_format
+    return compile_recipe(recipe.builder(**kwargs), recipe)
+
+
+def compile_recipe(model, recipe):
+    """Compile model with the recipe's optimizer (a fresh one) and loss, plus accuracy."""
+    optimizer = keras.optimizers.get(recipe.optimizer)
+    if recipe.learning_rate is not None:
+        optimizer.learning_rate = recipe.learning_rate
+    model.compile(optimizer=optimizer, loss=recipe.loss, metrics=["accuracy"])
+    return model
+
+
+def recipe_for(model):
+    """The recipe a model was built from (found by its name), or None for foreign models."""
+    return MODELS.get(model.name)
+
+
+# ----------------------------------------------------------------------------
+# Layout: one set of weights, either data format
+
+
+def model_data_format(model):
+    """'channels_first' or 'channels_last' if the model has layers with a data format, else None."""
+    for layer in model.layers:
+        if getattr(layer, "data_format", None) in ("channels_first", "channels_last"):
+            return layer.data_format
+    return None
+
+
+def relayout(model, data_format):
+    """The same network, with the same weights, computing in another data format.
+
+    In Keras 3 a Conv2D kernel has the same shape in both layouts and Flatten
+    moves channels_first to channels_last before flattening, so the weights
+    carry over unchanged and the two models compute the same function (the
+    input must be transposed to match: (N,C,H,W) <-> (N,H,W,C)). Only used on
+    Sequential models whose input is an image.
+    """
+    current = model_data_format(model)
+    if current is None or current == data_format:
+        return model
+    config = model.get_config()
+    for layer in config["layers"]:
+        layer.pop("build_config", None)  # rebuilt from the new input shape
+        layer_config = layer["config"]
+        if "data_format" in layer_config:
+            layer_config["data_format"] = data_format
+        if layer["class_name"] == "InputLayer":
+            batch, *dims = layer_config["batch_shape"]
+            if data_format == "channels_last":
+                layer_config["batch_shape"] = [batch, *dims[1:], dims[0]]
+            else:
+                layer_config["batch_shape"] = [batch, dims[-1], *dims[:-1]]
+    config.pop("build_input_shape", None)
+    other = keras.Sequential.from_config(config)
+    other.set_weights(model.get_weights())
+    if model.compiled:
+        other.compile_from_config(model.get_compile_config())
+    return other
+
+
+def count_parameters(model):
+    """Trainable parameters per layer [(layer name, class, count)] and their total."""
+    rows = [(layer.name, type(layer).__name__, sum(int(w.numpy().size) for w in layer.trainable_weights))
+            for layer in model.layers]
+    return rows, sum(count for _, _, count in rows)

@@ -1,0 +1,153 @@
+"""HEIG-VD ARN PW4: MLPs, HOG features, the course CNN, the chest X-ray pipeline."""
+
+import numpy as np
+import pytest
+from PIL import Image
+from skimage.feature import hog
+
+import data
+import evaluate
+import models
+import train
+from conftest import last_line, run_script
+
+ARN_PARAMETERS = {"mlp1": 407_050, "mlp2": 407_050, "mlp3": 535_818, "hog_mlp1": 25_802, "hog_mlp2": 50_890,
+                  "arn_cnn": 7_465, "pneumonia": 164_353}
+
+
+@pytest.mark.parametrize("name", list(ARN_PARAMETERS))
+def test_arn_parameter_counts(name):
+    assert models.build_model(name).count_params() == ARN_PARAMETERS[name]
+
+
+def test_arn_recipes():
+    expected = {"mlp1": (10, 128), "mlp2": (20, 32), "mlp3": (30, 128), "hog_mlp1": (50, 128), "hog_mlp2": (20, 128),
+                "arn_cnn": (10, 128), "pneumonia": (5, 64)}
+    for name, (epochs, batch_size) in expected.items():
+        recipe = models.MODELS[name]
+        assert (recipe.epochs, recipe.batch_size) == (epochs, batch_size)
+        assert recipe.optimizer == ("adam" if name == "pneumonia" else "rmsprop")
+    assert models.MODELS["pneumonia"].loss == "binary_crossentropy"
+
+
+@pytest.mark.parametrize("orientations, pixels_per_cell, size", [(8, 4, 392), (16, 4, 784), (8, 5, 200), (9, 7, 144)])
+def test_hog_size_is_skimages_count(orientations, pixels_per_cell, size):
+    image = np.random.default_rng(0).random((28, 28))
+    features = hog(image, orientations=orientations, pixels_per_cell=(pixels_per_cell, pixels_per_cell),
+                   cells_per_block=(1, 1))
+    assert len(features) == size == data.hog_size(orientations, pixels_per_cell)
+
+
+def test_hog_features_equal_skimage_image_by_image(mnist_test_images):
+    images = mnist_test_images[:5]
+    features = data.hog_features(images, orientations=8, pixels_per_cell=4, cache=False)
+    assert features.shape == (5, 392) and features.dtype == np.float32
+    for image, row in zip(images, features):
+        expected = hog(image[0], orientations=8, pixels_per_cell=(4, 4), cells_per_block=(1, 1))
+        np.testing.assert_allclose(row, expected, rtol=1e-6)
+    flat_input = data.hog_features(images[:, 0], orientations=8, pixels_per_cell=4, cache=False)
+    np.testing.assert_array_equal(flat_input, features)
+
+
+def test_hog_in_parallel_equals_serial_and_is_cached(mnist_test_images, tmp_path, monkeypatch):
+    monkeypatch.setenv("MNIST_LABS_CACHE", str(tmp_path))
+    images = mnist_test_images[:4000]
+    serial = data._hog_chunk(images[:, 0], 16, 4)
+    features = data.hog_features(images, orientations=16, pixels_per_cell=4)
+    np.testing.assert_array_equal(features, serial)
+    (cache_file,) = tmp_path.glob("hog-o16-p4-*.npz")
+    monkeypatch.setattr(data, "_hog_chunk", lambda *args: pytest.fail("cache not used"))
+    np.testing.assert_array_equal(data.hog_features(images, orientations=16, pixels_per_cell=4), features)
+    cache_file.write_bytes(b"damaged")  # a damaged cache is computed again, not trusted
+    monkeypatch.undo()
+    monkeypatch.setenv("MNIST_LABS_CACHE", str(tmp_path))
+    np.testing.assert_array_equal(data.hog_features(images[:1000], orientations=16, pixels_per_cell=4),
+                                  features[:1000])
+
+
+@pytest.fixture(scope="module")
+def mnist_test_images():
+    _, (X_test, _), _ = data.get_data_mnist(normalize=True)
+    return X_test
+
+
+@pytest.mark.parametrize("name", ["mlp1", "hog_mlp1", "arn_cnn"])
+def test_one_epoch_per_family(name, tmp_path):
+    result = train.train_and_evaluate(name, out=tmp_path, epochs=1, train_limit=1000, test_limit=300, verbose=0)
+    assert result["error_rate"] < 85  # better than chance (90%) after one epoch on 1000 images
+    assert (tmp_path / "models" / f"{name}.json").is_file()
+    assert result["model"].count_params() == ARN_PARAMETERS[name]
+
+
+def test_parameters_table_answers_part_3(tiny_run, capsys):
+    out, _ = tiny_run
+    assert evaluate.main([str(out), "--test-limit", "50", "--params"]) == 0
+    text = capsys.readouterr().out
+    assert "| model | layers with weights | weights per layer | total |" in text
+    assert "| small | 3 | Conv2D 640, Conv2D 18,464, Dense 184,330 | 203,434 |" in text
+
+
+# ---------------------------------------------------------------------------- chest X-rays
+
+
+def make_xray_tree(root, per_class=12, class_names=("normal", "PNEUMONIA")):
+    """A tiny tree of the standard layout: dark images are NORMAL, bright ones PNEUMONIA."""
+    rng = np.random.default_rng(0)
+    for split in ("train", "val", "test"):
+        for label, class_name in enumerate(class_names):
+            folder = root / split / class_name
+            folder.mkdir(parents=True)
+            for i in range(per_class if split != "val" else 2):
+                base = 60 + 120 * label
+                pixels = np.clip(rng.normal(base, 20, (48, 40)), 0, 255).astype(np.uint8)
+                Image.fromarray(pixels).save(folder / f"{split}_{i}.png")
+    return root
+
+
+class BrightnessModel:
+    """Predicts PNEUMONIA for bright images: lets us check that labels and predictions line up."""
+
+    def predict_on_batch(self, images):
+        return (np.asarray(images).mean(axis=(1, 2, 3)) > 120).astype(np.float32)
+
+
+def test_xray_labels_line_up_whatever_the_letter_case(tmp_path):
+    make_xray_tree(tmp_path)
+    datasets, counts = data.xray_datasets(tmp_path, batch_size=5)
+    assert counts == [12, 12]
+    metrics = evaluate.xray_metrics(BrightnessModel(), datasets["test"])
+    assert metrics["accuracy"] == 1.0 and metrics["confusion_matrix"] == [[12, 0], [0, 12]]
+    assert data.class_weights([1341, 3875]) == pytest.approx({0: 1.9448, 1: 0.6730}, abs=1e-4)
+
+
+def test_pneumonia_trains_one_epoch_on_synthetic_images(tmp_path):
+    tree = make_xray_tree(tmp_path / "xray")
+    result = train.train_and_evaluate("pneumonia", out=tmp_path / "out", data_dir=tree, epochs=1, batch_size=8,
+                                      verbose=0)
+    metrics = result["metrics"]
+    assert metrics["images"] == 24 and sum(map(sum, metrics["confusion_matrix"])) == 24
+    assert set(metrics) >= {"accuracy", "precision", "recall", "f1"}
+    assert metrics["accuracy"] == pytest.approx(result["test_accuracy"], abs=1e-6)
+    assert evaluate.main([str(tmp_path / "out")]) == 0  # finds the data dir in the pair's history
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda root: None, "no such directory"),
+    (lambda root: make_xray_tree(root) and __import__("shutil").rmtree(root / "test"), "no test/ folder"),
+    (lambda root: make_xray_tree(root) and __import__("shutil").rmtree(root / "train" / "PNEUMONIA"),
+     "needs NORMAL/ and PNEUMONIA/"),
+    (lambda root: make_xray_tree(root) and [p.unlink() for p in (root / "test" / "normal").iterdir()],
+     "no images"),
+])
+def test_malformed_xray_tree_is_a_clear_error(tmp_path, damage, message):
+    root = tmp_path / "xray"
+    damage(root)
+    with pytest.raises(data.DataError, match=message) as error:
+        data.xray_split_dirs(root)
+    assert "Chest X-Ray Images (Pneumonia)" in str(error.value)
+
+
+def test_pneumonia_without_data_dir_is_one_line(tmp_path):
+    result = run_script("train.py", "--model", "pneumonia", "--out", tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "needs --data-dir DIR" in last_line(result.stderr)

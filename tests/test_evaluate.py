@@ -1,0 +1,49 @@
+"""evaluate.py: the sheet's lines and the table, and what it says when there is nothing to evaluate."""
+
+import evaluate
+from conftest import last_line, run_script
+
+
+def test_evaluates_a_trained_pair(tiny_run, capsys):
+    out, result = tiny_run
+    assert evaluate.main([str(out), "--test-limit", "300"]) == 0
+    text = capsys.readouterr().out
+    assert f"Model score : {result['test_accuracy'] * 100:.2f}%" in text
+    assert f"Model error rate : {result['error_rate']:.2f}%" in text
+    assert "| model | parameters | epochs | normalised |" in text
+    assert "| small | 203,434 | 1 | yes |" in text
+
+
+def test_print_model_error_rate_uses_the_sheet_format(tiny_run, capsys):
+    import numpy as np
+
+    model = tiny_run[1]["model"]
+    images = np.zeros((4, 1, 28, 28), np.float32)
+    labels = np.eye(10, dtype=np.float32)[[0, 1, 2, 3]]
+    loss, accuracy = evaluate.print_model_error_rate(model, images, labels)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == [f"Model score : {accuracy * 100:.2f}%", f"Model error rate : {100 - accuracy * 100:.2f}%"]
+
+
+def test_empty_results_dir_names_the_command(tmp_path):
+    result = run_script("evaluate.py", tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "python train.py --model large" in last_line(result.stderr)
+
+
+def test_broken_pair_is_one_line_naming_the_file(tmp_path, tiny_run):
+    out, _ = tiny_run
+    broken = tmp_path / "small"
+    broken.with_suffix(".json").write_text((out / "models" / "small.json").read_text()[:100])
+    (tmp_path / "small.weights.h5").write_bytes((out / "models" / "small.weights.h5").read_bytes())
+    result = run_script("evaluate.py", broken)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().count("\n") == 0
+    assert "small.json: not a readable model JSON" in result.stderr
+
+
+def test_distance_outside_reference():
+    assert evaluate.distance_outside(0.85, (0.82, 0.89)) == 0.0
+    assert round(evaluate.distance_outside(1.00, (0.82, 0.89)), 2) == 0.11
+    assert round(evaluate.distance_outside(2.00, (2.40, 2.40)), 2) == -0.40
+    assert evaluate.distance_outside(1.0, None) is None

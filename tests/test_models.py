@@ -1,0 +1,79 @@
+"""The registry and the architectures: parameter counts, recipes, layouts."""
+
+import keras
+import numpy as np
+import pytest
+
+import models
+
+EXPECTED_PARAMETERS = {
+    "small_unnormalized": 203_434,
+    "small": 203_434,
+    "medium": 592_074,
+    "large": 203_933,
+    "large_original": 59_933,
+}
+
+
+@pytest.mark.parametrize("name", list(EXPECTED_PARAMETERS))
+def test_parameter_counts(name):
+    model = models.build_model(name)
+    assert model.count_params() == EXPECTED_PARAMETERS[name]
+    assert models.count_parameters(model)[1] == EXPECTED_PARAMETERS[name]
+
+
+def test_every_registry_entry_has_an_expected_count():
+    assert set(EXPECTED_PARAMETERS) <= set(models.MODELS)
+
+
+def test_insat_recipes_follow_the_sheet():
+    for name in ("small_unnormalized", "small", "medium", "large", "large_original"):
+        recipe = models.MODELS[name]
+        assert (recipe.epochs, recipe.batch_size, recipe.optimizer) == (10, 200, "adam")
+        assert recipe.loss == "categorical_crossentropy" and recipe.data_format == "channels_first"
+    assert models.MODELS["small_unnormalized"].normalize is False
+    assert models.MODELS["small"].normalize is True
+
+
+def test_sheet_functions_return_compiled_channels_first_models():
+    for function, name in ((models.small_model, "small"), (models.medium_model, "medium"),
+                           (models.large_model, "large")):
+        model = function()
+        assert model.name == name and model.compiled
+        assert model.input_shape == (None, 1, 28, 28)
+        assert isinstance(model.optimizer, keras.optimizers.Adam)
+        assert model.loss == "categorical_crossentropy"
+
+
+def test_large_original_has_the_second_pooling():
+    kinds = [type(layer).__name__ for layer in models.build_model("large_original").layers]
+    assert kinds.count("MaxPooling2D") == 2
+    kinds = [type(layer).__name__ for layer in models.build_model("large").layers]
+    assert kinds.count("MaxPooling2D") == 1
+
+
+def test_unknown_model_is_a_value_error():
+    with pytest.raises(ValueError, match="unknown model 'huge'; choose one of: small_unnormalized"):
+        models.build_model("huge")
+
+
+@pytest.mark.parametrize("name", ["small", "medium", "large_original"])
+def test_relayout_keeps_the_function(name):
+    """One set of weights computes the same outputs in either layout."""
+    first = models.build_model(name)
+    last = models.relayout(first, "channels_last")
+    assert models.model_data_format(last) == "channels_last" and last.input_shape == (None, 28, 28, 1)
+    images = np.random.default_rng(0).random((8, 1, 28, 28), dtype=np.float32)
+    expected = first.predict(images, verbose=0)
+    np.testing.assert_allclose(last.predict(images.transpose(0, 2, 3, 1), verbose=0), expected, rtol=1e-5, atol=1e-6)
+    back = models.relayout(last, "channels_first")
+    np.testing.assert_array_equal(back.predict(images, verbose=0), expected)
+
+
+def test_same_seed_same_initial_weights_in_both_layouts():
+    keras.utils.set_random_seed(7)
+    first = models.build_model("small")
+    keras.utils.set_random_seed(7)
+    last = models.build_model("small", data_format="channels_last")
+    for a, b in zip(first.get_weights(), last.get_weights()):
+        np.testing.assert_array_equal(a, b)

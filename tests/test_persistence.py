@@ -1,0 +1,71 @@
+"""The json + h5 pair: round trip, atomic saves, clear errors."""
+
+import json
+
+import numpy as np
+import pytest
+
+import models
+import persistence
+
+
+@pytest.fixture(scope="module")
+def images():
+    return np.random.default_rng(1).random((16, 1, 28, 28), dtype=np.float32)
+
+
+def test_round_trip_gives_identical_predictions(tmp_path, images):
+    model = models.build_model("large")
+    persistence.save_keras_model(model, tmp_path / "large")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["large.json", "large.weights.h5"]
+    assert json.loads((tmp_path / "large.json").read_text())["class_name"] == "Sequential"
+    loaded = persistence.load_keras_model(tmp_path / "large")
+    assert loaded.compiled and loaded.loss == "categorical_crossentropy"
+    assert loaded.input_shape == (None, 1, 28, 28)
+    np.testing.assert_array_equal(loaded.predict(images, verbose=0), model.predict(images, verbose=0))
+
+
+def test_a_failed_save_keeps_the_previous_pair(tmp_path, images, monkeypatch):
+    old = models.build_model("small")
+    persistence.save_keras_model(old, tmp_path / "m")
+    expected = old.predict(images, verbose=0)
+    new = models.build_model("small")
+
+    def crash(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(persistence.os, "fsync", crash)  # fails after both temporaries are written
+    with pytest.raises(OSError):
+        persistence.save_keras_model(new, tmp_path / "m")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.json", "m.weights.h5"]  # no temporaries left
+    np.testing.assert_array_equal(persistence.load_keras_model(tmp_path / "m").predict(images, verbose=0), expected)
+
+
+def test_missing_file_is_a_pair_error(tmp_path):
+    persistence.save_keras_model(models.build_model("small"), tmp_path / "m")
+    (tmp_path / "m.weights.h5").unlink()
+    with pytest.raises(persistence.PairError, match=r"m\.weights\.h5: file not found"):
+        persistence.load_keras_model(tmp_path / "m")
+
+
+def test_truncated_json_is_a_pair_error(tmp_path):
+    persistence.save_keras_model(models.build_model("small"), tmp_path / "m")
+    text = (tmp_path / "m.json").read_text()
+    (tmp_path / "m.json").write_text(text[: len(text) // 2])
+    with pytest.raises(persistence.PairError, match=r"m\.json: not a readable model JSON"):
+        persistence.load_keras_model(tmp_path / "m")
+
+
+def test_weights_of_another_model_are_a_pair_error(tmp_path):
+    persistence.save_keras_model(models.build_model("small"), tmp_path / "a")
+    persistence.save_keras_model(models.build_model("medium"), tmp_path / "b")
+    (tmp_path / "b.weights.h5").replace(tmp_path / "a.weights.h5")
+    with pytest.raises(persistence.PairError, match="saved with another a.json"):
+        persistence.load_keras_model(tmp_path / "a")
+
+
+def test_non_hdf5_weights_are_a_pair_error(tmp_path):
+    persistence.save_keras_model(models.build_model("small"), tmp_path / "m")
+    (tmp_path / "m.weights.h5").write_bytes(b"\x00garbage" * 100)
+    with pytest.raises(persistence.PairError, match="not a readable HDF5 weights file"):
+        persistence.load_keras_model(tmp_path / "m")

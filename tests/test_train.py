@@ -1,0 +1,73 @@
+"""train.py: one epoch on a slice through the same function, determinism, the command line."""
+
+import csv
+import json
+
+import numpy as np
+
+import persistence
+import train
+from conftest import last_line, run_script
+
+
+def test_one_epoch_on_a_slice_writes_pair_and_history(tiny_run):
+    out, result = tiny_run
+    models_dir = out / "models"
+    names = sorted(p.name for p in models_dir.iterdir())
+    assert names == ["small.history.csv", "small.history.json", "small.json", "small.weights.h5"]
+    history = json.loads((models_dir / "small.history.json").read_text())
+    assert history["config"]["model"] == "small" and history["config"]["train_images"] == 600
+    assert history["config"]["batch_size"] == 200 and history["config"]["normalize"] is True
+    (epoch,) = history["epochs"]
+    assert {"loss", "accuracy", "val_loss", "val_accuracy", "seconds"} <= set(epoch) and epoch["seconds"] > 0
+    assert history["test"]["error_rate"] == result["error_rate"]
+    # The last epoch's val_accuracy is the test accuracy: the test set is the validation data.
+    assert epoch["val_accuracy"] == result["test_accuracy"]
+    rows = list(csv.DictReader(open(models_dir / "small.history.csv")))
+    assert len(rows) == 1 and float(rows[0]["val_loss"]) == epoch["val_loss"]
+    assert 0 < result["error_rate"] < 90  # one epoch on 600 images already beats chance (90% error)
+
+
+def test_saved_pair_is_channels_first_and_computes_what_was_trained(tiny_run):
+    out, result = tiny_run
+    loaded = persistence.load_keras_model(out / "models" / "small")
+    assert loaded.input_shape == (None, 1, 28, 28)
+    for saved, trained in zip(loaded.get_weights(), result["model"].get_weights()):
+        np.testing.assert_array_equal(saved, trained)
+
+
+def test_same_command_twice_gives_bit_identical_weights(tmp_path):
+    runs = [train.train_and_evaluate("medium", out=tmp_path / str(i), epochs=1, train_limit=400, test_limit=200,
+                                     verbose=0) for i in range(2)]
+    first, second = (run["model"].get_weights() for run in runs)
+    for a, b in zip(first, second):
+        np.testing.assert_array_equal(a, b)
+    assert runs[0]["error_rate"] == runs[1]["error_rate"]
+    other_seed = train.train_and_evaluate("medium", out=tmp_path / "s8", epochs=1, seed=8, train_limit=400,
+                                          test_limit=200, verbose=0)
+    assert other_seed["run"] == "medium_seed8"
+    assert not np.array_equal(other_seed["model"].get_weights()[0], first[0])
+
+
+def test_help_shows_models_and_defaults():
+    result = run_script("train.py", "--help")
+    assert result.returncode == 0
+    text = " ".join(result.stdout.split())
+    for expected in ("small_unnormalized", "large_original", "(default: 7)", "(default: results)", "(default: auto)"):
+        assert expected in text
+
+
+def test_unknown_model_is_one_line_exit_2():
+    result = run_script("train.py", "--model", "huge")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().count("\n") == 0
+    assert "unknown model 'huge'; choose one of: small_unnormalized" in result.stderr
+
+
+def test_unwritable_output_dir_fails_before_training(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    result = run_script("train.py", "--model", "small", "--out", blocker / "results")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "cannot write there" in last_line(result.stderr) and str(blocker) in last_line(result.stderr)
