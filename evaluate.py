@@ -1,31 +1,44 @@
-"""Evaluate saved json + h5 pairs on the MNIST test set, as the INSAT sheet does.
+"""Evaluate saved json + h5 pairs on the test set, as the INSAT sheet does, and write the report.
 
     python evaluate.py                  # every pair under results/models/
     python evaluate.py results/models/large other_dir/
 
 For each pair: the sheet's two lines (Model score, Model error rate), then one
 table of all of them beside the error rate that the sheet or its tutorial
-reports.
+reports. For a directory it also writes, beside its models/ folder:
+    RESULTS.md   one row per model (mean and sd over seeds), machine, versions
+    plots/       per run: history, confusion matrix, misclassified test images
 """
 
 import argparse
-import os
+import platform
+import statistics
+import subprocess
 import sys
 from pathlib import Path
+
+import numpy as np
 
 import data
 import models
 import persistence
-from train import DEFAULT_OUT, OneLineErrorParser, UsageError, compute_data_format, read_history
+from train import DEFAULT_OUT, OneLineErrorParser, UsageError, compute_data_format, machine_description, read_history
+
+ROOT = Path(__file__).resolve().parent
+README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
 
 
 def print_model_error_rate(model, X_test, y_test):
     """The sheet's function; also returns (test loss, test accuracy)."""
     # Final evaluation of the model
     scores = model.evaluate(X_test, y_test, verbose=0)
-    print("Model score : %.2f%%" % (scores[1] * 100))
-    print("Model error rate : %.2f%%" % (100 - scores[1] * 100))
+    print_score(scores[1])
     return float(scores[0]), float(scores[1])
+
+
+def print_score(accuracy):
+    print("Model score : %.2f%%" % (accuracy * 100))
+    print("Model error rate : %.2f%%" % (100 - accuracy * 100))
 
 
 def xray_metrics(model, dataset, threshold=0.5):
@@ -34,8 +47,6 @@ def xray_metrics(model, dataset, threshold=0.5):
     Predictions and labels come from the same batches in one pass, so they line
     up even if the dataset were shuffled.
     """
-    import numpy as np
-
     labels, predicted = [], []
     for images, batch_labels in dataset:
         probabilities = np.asarray(model.predict_on_batch(images)).reshape(-1)
@@ -69,9 +80,8 @@ def find_pairs(paths):
     found = []
     for path in map(Path, paths):
         if path.is_dir():
-            directory = path / "models" if not list(path.glob("*.json")) and (path / "models").is_dir() else path
             found += sorted(weights.with_name(weights.name[: -len(persistence.WEIGHTS_SUFFIX)])
-                            for weights in directory.glob("*" + persistence.WEIGHTS_SUFFIX))
+                            for weights in models_dir(path).glob("*" + persistence.WEIGHTS_SUFFIX))
             continue
         for suffix in (persistence.WEIGHTS_SUFFIX, persistence.JSON_SUFFIX):
             if path.name.endswith(suffix):
@@ -81,6 +91,12 @@ def find_pairs(paths):
             raise UsageError(f"{path}: no such directory or pair ({json_path.name} + {weights_path.name})")
         found.append(path)
     return found
+
+
+def models_dir(directory):
+    """A results directory keeps its pairs in models/; a directory of pairs is taken as it is."""
+    directory = Path(directory)
+    return directory / "models" if (directory / "models").is_dir() else directory
 
 
 def input_kind_of(model):
@@ -98,21 +114,24 @@ class TestSets:
         self._prepared = {}
 
     def get(self, normalize, input_kind, data_format, **input_options):
+        """(model inputs, one-hot labels, (N, 1, 28, 28) images for the figures)."""
         key = (normalize, input_kind, data_format, tuple(sorted(input_options.items())))
         if key not in self._prepared:
             _, (X_test, y_test), _ = data.get_data_mnist(normalize)
             X_test, y_test = X_test[: self.test_limit], y_test[: self.test_limit]
-            self._prepared[key] = (data.prepare_inputs(X_test, input_kind, data_format, **input_options), y_test)
+            self._prepared[key] = (data.prepare_inputs(X_test, input_kind, data_format, **input_options), y_test,
+                                   X_test)
         return self._prepared[key]
 
 
-def evaluate_pair(filename, test_sets, normalize=None, data_dir=None):
-    """Load one pair, print the sheet's lines, return a result row (dict)."""
+def evaluate_pair(filename, test_sets, normalize=None, data_dir=None, plots_dir=None):
+    """Load one pair, print the sheet's lines, draw its figures into plots_dir, return a result row."""
     model = persistence.load_keras_model(filename)
     history = read_history(filename) or {}
     config = history.get("config", {})
     recipe = models.recipe_for(model)
     input_kind = input_kind_of(model)
+    run = Path(filename).name
     print(f"== {filename}")
     metrics = None
     if input_kind == "xray":
@@ -124,24 +143,47 @@ def evaluate_pair(filename, test_sets, normalize=None, data_dir=None):
         test_loss, test_accuracy = print_model_error_rate(model, datasets["test"], None)
         metrics = xray_metrics(model, datasets["test"])
         print_xray_metrics(metrics)
+        matrix, class_names, misclassified = np.array(metrics["confusion_matrix"]), list(data.XRAY_CLASSES), None
     else:
         if normalize is None:
             normalize = config.get("normalize", recipe.normalize if recipe else True)
         # Compute in the fast layout; the weights carry over unchanged (models.relayout).
         data_format = compute_data_format("cpu") if models.model_data_format(model) else None
-        compute_model = models.relayout(model, data_format)
         options = recipe.input_options if recipe else {}
-        x_test, y_test = test_sets.get(normalize, input_kind, data_format, **options)
-        test_loss, test_accuracy = print_model_error_rate(compute_model, x_test, y_test)
+        x_test, y_test, images = test_sets.get(normalize, input_kind, data_format, **options)
+        probabilities = models.relayout(model, data_format).predict(x_test, batch_size=1000, verbose=0)
+        # model.evaluate's two numbers, from the predictions that the figures need anyway
+        clipped = np.clip(probabilities / probabilities.sum(axis=1, keepdims=True), 1e-7, 1 - 1e-7)
+        test_loss = float(-np.mean(np.sum(y_test * np.log(clipped), axis=1)))
+        labels, predictions = y_test.argmax(axis=1), probabilities.argmax(axis=1)
+        test_accuracy = float(np.mean(labels == predictions))
+        print_score(test_accuracy)
+        import plots
+
+        matrix, class_names = plots.confusion_matrix(labels, predictions, y_test.shape[1]), None
+        misclassified = (images, labels, predictions)
+    if plots_dir is not None:
+        draw_figures(Path(plots_dir), run, history, matrix, class_names, misclassified)
     error_rate = 100 - test_accuracy * 100
     reference = recipe.reference_error if recipe else None
     return {
-        "run": Path(filename).name, "model": model.name, "keras_model": model, "parameters": model.count_params(),
-        "epochs": config.get("epochs"), "normalize": normalize, "test_loss": test_loss,
+        "run": run, "model": model.name, "keras_model": model, "recipe": recipe, "parameters": model.count_params(),
+        "config": config, "epochs": config.get("epochs"), "normalize": normalize, "test_loss": test_loss,
         "accuracy": test_accuracy, "error_rate": error_rate, "reference": reference,
         "difference": distance_outside(error_rate, reference), "metrics": metrics,
-        "reference_source": recipe.reference_source if recipe else "",
     }
+
+
+def draw_figures(plots_dir, run, history, matrix, class_names, misclassified):
+    import plots
+
+    plots_dir.mkdir(parents=True, exist_ok=True)
+    if history.get("epochs"):
+        plots.plot_history(history["epochs"], plots_dir / f"{run}_history.png", f"{run}: training history")
+    plots.plot_confusion_matrix(matrix, plots_dir / f"{run}_confusion.png", f"{run}: confusion matrix (test set)",
+                                class_names)
+    if misclassified is not None:
+        plots.plot_misclassified(*misclassified, plots_dir / f"{run}_errors.png", run)
 
 
 def distance_outside(value, reference):
@@ -159,41 +201,142 @@ def format_reference(reference):
     return f"{low:.2f}%" if low == high else f"{low:.2f}-{high:.2f}%"
 
 
+def format_difference(difference):
+    return "-" if difference is None else "within" if difference == 0 else f"{difference:+.2f}"
+
+
+def markdown_table(header, rows):
+    lines = [header, ["---"] * len(header), *rows]
+    return "\n".join("| " + " | ".join(map(str, cells)) + " |" for cells in lines)
+
+
 def results_table(rows):
-    """A markdown table of the result rows."""
+    """One line per run, as printed after the sheet's lines."""
     header = ["model", "parameters", "epochs", "normalised", "test loss", "accuracy", "error rate",
               "reference", "difference"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return markdown_table(header, [
+        [row["run"], f"{row['parameters']:,}", row["epochs"] or "?", "yes" if row["normalize"] else "no",
+         f"{row['test_loss']:.4f}", f"{row['accuracy'] * 100:.2f}%", f"{row['error_rate']:.2f}%",
+         format_reference(row["reference"]), format_difference(row["difference"])]
+        for row in rows
+    ])
+
+
+def group_by_model(rows):
+    """{model name: [rows of its runs]}, the default-seed run first, in registry order."""
+    order = {name: index for index, name in enumerate(models.MODELS)}
+    groups = {}
     for row in rows:
-        difference = "-" if row["difference"] is None else f"{row['difference']:+.2f}"
-        cells = [row["run"], f"{row['parameters']:,}", str(row["epochs"] or "?"), "yes" if row["normalize"] else "no",
-                 f"{row['test_loss']:.4f}", f"{row['accuracy'] * 100:.2f}%", f"{row['error_rate']:.2f}%",
-                 format_reference(row["reference"]), difference]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        groups.setdefault(row["model"], []).append(row)
+    for runs in groups.values():
+        runs.sort(key=lambda row: (row["run"] != row["model"], row["run"]))
+    return dict(sorted(groups.items(), key=lambda item: order.get(item[0], len(order))))
+
+
+def seed_spread(runs):
+    """'mean ± sd (n)' of the error rates of a model's runs; '-' for a single run."""
+    rates = [row["error_rate"] for row in runs]
+    if len(rates) < 2:
+        return "-"
+    return f"{statistics.mean(rates):.2f} ± {statistics.stdev(rates):.2f}% ({len(rates)} seeds)"
+
+
+def report_table(rows):
+    """RESULTS.md's table: one row per model (its default-seed run), with the spread over seeds."""
+    header = ["model", "sheet", "parameters", "epochs", "batch", "optimizer", "normalised", "test loss", "accuracy",
+              "error rate", "over seeds", "reference", "difference", "train time"]
+    table = []
+    for name, runs in group_by_model(rows).items():
+        row, recipe, config = runs[0], runs[0]["recipe"], runs[0]["config"]
+        seconds = config.get("train_seconds")
+        table.append([
+            name, recipe.sheet if recipe else "-", f"{row['parameters']:,}", row["epochs"] or "?",
+            config.get("batch_size", "?"), config.get("optimizer", "?"), "yes" if row["normalize"] else "no",
+            f"{row['test_loss']:.4f}", f"{row['accuracy'] * 100:.2f}%", f"{row['error_rate']:.2f}%",
+            seed_spread(runs), format_reference(row["reference"]), format_difference(row["difference"]),
+            f"{seconds:.0f} s" if seconds is not None else "-",
+        ])
+    return markdown_table(header, table)
 
 
 def parameters_table(rows):
     """Sheet part 3 (do deeper models have more weights?): trainable weights per layer and in total."""
-    lines = ["| model | layers with weights | weights per layer | total |", "|---|---|---|---|"]
-    for row in sorted(rows, key=lambda row: row["parameters"]):
-        per_layer, total = models.count_parameters(row["keras_model"])
+    table = []
+    for runs in sorted(group_by_model(rows).values(), key=lambda runs: runs[0]["parameters"]):
+        per_layer, total = models.count_parameters(runs[0]["keras_model"])
         weighted = [f"{kind} {count:,}" for _, kind, count in per_layer if count]
-        lines.append(f"| {row['run']} | {len(weighted)} | {', '.join(weighted)} | {total:,} |")
-    return "\n".join(lines)
+        table.append([runs[0]["model"], len(weighted), ", ".join(weighted), f"{total:,}"])
+    return markdown_table(["model", "layers with weights", "weights per layer", "total"], table)
+
+
+def commit_description():
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                                check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                               capture_output=True, text=True, check=True).stdout.strip()
+        return commit + (" (with uncommitted changes)" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git checkout)"
+
+
+def write_report(rows, path):
+    """RESULTS.md: the results table, notes on references, the part 3 table, machine and versions."""
+    import keras
+    import tensorflow as tf
+
+    notes = [f"- **{name}**: {runs[0]['recipe'].note}" for name, runs in group_by_model(rows).items()
+             if runs[0]["recipe"] is not None and runs[0]["recipe"].note]
+    sources = [f"- **{name}**: {format_reference(runs[0]['reference'])}, {runs[0]['recipe'].reference_source}"
+               for name, runs in group_by_model(rows).items() if runs[0]["reference"] is not None]
+    configs = [row["config"] for row in rows if row["config"]]
+    devices = sorted({config.get("device", "?") for config in configs}) or ["?"]
+    total = sum(config.get("train_seconds", 0) for config in configs)
+    text = "\n".join([
+        "# Results", "",
+        "Written by `python evaluate.py` from the pairs in models/ (trained by `python train.py`).",
+        "Error rate: the default-seed (7) run on the 10,000 MNIST test images; *over seeds*: mean ± sample sd",
+        "of all its runs; *difference*: how far the error rate lies outside the reference range.", "",
+        report_table(rows), "",
+        "## References", "", *sources, "",
+        *(["## Notes", "", *notes, ""] if notes else []),
+        "## Weights per layer (ARN sheet, part 3)", "", parameters_table(rows), "",
+        "## Where these numbers come from", "",
+        f"- Machine: {machine_description()}; trained on: {', '.join(devices)}",
+        f"- Training time, all {len(configs)} runs: {total / 60:.1f} min",
+        f"- Versions: Python {platform.python_version()}, TensorFlow {tf.__version__}, Keras {keras.__version__}, "
+        f"NumPy {np.__version__}",
+        f"- Commit: {commit_description()}", "",
+    ])
+    Path(path).write_text(text)
+
+
+def update_readme(report_path, readme=ROOT / "README.md"):
+    """Copy RESULTS.md's table between the README's results markers."""
+    table = next(block for block in Path(report_path).read_text().split("\n\n") if block.startswith("| model |"))
+    text = readme.read_text()
+    if README_START not in text or README_END not in text:
+        raise UsageError(f"{readme}: no {README_START} ... {README_END} markers to fill")
+    head, rest = text.split(README_START, 1)
+    _, tail = rest.split(README_END, 1)
+    readme.write_text(f"{head}{README_START}\n{table}\n{README_END}{tail}")
 
 
 def parse_args(argv=None):
-    parser = OneLineErrorParser(description="Evaluate saved json + h5 pairs on the MNIST test set.",
+    parser = OneLineErrorParser(description="Evaluate saved json + h5 pairs on the test set and write "
+                                            "RESULTS.md and figures.",
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("paths", nargs="*", default=[DEFAULT_OUT], metavar="PATH",
-                        help="directories of pairs, or pair filenames without extension")
+                        help="results directories, directories of pairs, or pair filenames without extension")
     parser.add_argument("--normalize", choices=["auto", "yes", "no"], default="auto",
                         help="input scaling; auto: what the pair was trained with (its history or recipe)")
     parser.add_argument("--data-dir", metavar="DIR", help="chest X-ray tree for pneumonia pairs "
                                                            "(default: the one it was trained on)")
     parser.add_argument("--params", action="store_true",
                         help="also print each model's trainable weights per layer (ARN sheet part 3)")
+    parser.add_argument("--no-report", action="store_true", help="print only: no RESULTS.md, no figures")
+    parser.add_argument("--readme", action="store_true",
+                        help="also copy RESULTS.md's table into README.md (for maintainers)")
     parser.add_argument("--test-limit", type=int, metavar="N", help="evaluate on the first N test images only")
     return parser.parse_args(argv)
 
@@ -213,11 +356,16 @@ def _run(args):
     if not pairs:
         sys.exit(f"evaluate.py: no trained model in {', '.join(args.paths)}; "
                  "train one first: python train.py --model large")
+    # A single results directory gets its report and figures; loose pairs are only printed.
+    report_dir = None
+    if not args.no_report and len(args.paths) == 1 and Path(args.paths[0]).is_dir():
+        report_dir = Path(args.paths[0])
     test_sets = TestSets(args.test_limit)
     rows, failures = [], 0
     for filename in pairs:
         try:
-            rows.append(evaluate_pair(filename, test_sets, normalize, args.data_dir))
+            rows.append(evaluate_pair(filename, test_sets, normalize, args.data_dir,
+                                      report_dir / "plots" if report_dir else None))
         except (persistence.PairError, data.DataError, UsageError) as error:
             print(f"evaluate.py: error: {error}", file=sys.stderr)
             failures += 1
@@ -227,6 +375,14 @@ def _run(args):
         if args.params:
             print()
             print(parameters_table(rows))
+        if report_dir is not None:
+            try:
+                write_report(rows, report_dir / "RESULTS.md")
+                if args.readme:
+                    update_readme(report_dir / "RESULTS.md")
+            except (OSError, UsageError) as error:
+                sys.exit(f"evaluate.py: error: {error}")
+            print(f"\nWrote {report_dir / 'RESULTS.md'} and figures in {report_dir / 'plots'}/")
     return 1 if failures else 0
 
 

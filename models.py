@@ -260,6 +260,7 @@ class Recipe:
     input_options: dict = field(default_factory=dict)  # for data.prepare_inputs (HOG parameters)
     reference_error: Optional[Tuple[float, float]] = None  # test error rate in %, (low, high)
     reference_source: str = ""
+    note: str = ""  # why a result may differ from its reference (written into RESULTS.md)
 
 
 INSAT = "INSAT TP3"

@@ -205,10 +205,14 @@ def parse_args(argv=None):
                                             "its sheet recipe; flags override the recipe.",
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--model", required=True, metavar="NAME",
-                        help=f"which recipe to train, one of: {', '.join(names)}")
+                        help=f"which recipe to train, one of: {', '.join(names)}; several separated by commas; "
+                             "or 'all': every MNIST recipe of both sheets (and pneumonia when --data-dir is given)")
     parser.add_argument("--epochs", type=int, help="epochs (default: the recipe's, 10 for the INSAT CNNs)")
     parser.add_argument("--batch-size", type=int, help="batch size (default: the recipe's, 200 for the INSAT CNNs)")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="random seed")
+    parser.add_argument("--seeds", metavar="S1,S2,...",
+                        help="train once per seed (e.g. 7,8,9) so evaluate.py can report the seed spread; "
+                             "replaces --seed")
     parser.add_argument("--no-normalize", dest="normalize", action="store_const", const=False, default=None,
                         help="feed pixels 0..255 instead of 0..1 (default: the recipe's choice)")
     parser.add_argument("--device", choices=["auto", "cpu", "gpu"], default="auto",
@@ -220,8 +224,17 @@ def parse_args(argv=None):
     parser.add_argument("--test-limit", type=int, metavar="N", help="evaluate on the first N test images only")
     parser.add_argument("--quiet", action="store_true", help="no per-epoch progress output")
     args = parser.parse_args(argv)
-    if args.model not in models.MODELS:
-        parser.error(f"argument --model: unknown model {args.model!r}; choose one of: {', '.join(names)}")
+    if args.model == "all":
+        args.models = [n for n in names if models.MODELS[n].input_kind != "xray" or args.data_dir]
+    else:
+        args.models = args.model.split(",")
+    for name in args.models:
+        if name not in models.MODELS:
+            parser.error(f"argument --model: unknown model {name!r}; choose one of: {', '.join(names)}, all")
+    try:
+        args.seeds = [int(seed) for seed in args.seeds.split(",")] if args.seeds else [args.seed]
+    except ValueError:
+        parser.error(f"argument --seeds: {args.seeds!r} is not a comma-separated list of integers")
     return args
 
 
@@ -232,16 +245,25 @@ def main(argv=None):
 
 
 def _run(args):
+    started = time.perf_counter()
     try:
-        train_and_evaluate(args.model, out=args.out, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
-                           normalize=args.normalize, device=args.device, data_dir=args.data_dir, train_limit=args.train_limit,
-                           test_limit=args.test_limit, verbose=0 if args.quiet else "auto")
+        for name in args.models:
+            for seed in args.seeds:
+                if len(args.models) * len(args.seeds) > 1:
+                    print(f"== {run_name(name, seed)}", flush=True)
+                train_and_evaluate(name, out=args.out, epochs=args.epochs, batch_size=args.batch_size, seed=seed,
+                                   normalize=args.normalize, device=args.device, data_dir=args.data_dir,
+                                   train_limit=args.train_limit, test_limit=args.test_limit,
+                                   verbose=0 if args.quiet else "auto")
     except (UsageError, data.DataError, persistence.PairError) as error:
         sys.exit(f"train.py: error: {error}")
     except KeyboardInterrupt:
         sys.exit("train.py: interrupted; nothing was saved, earlier results are untouched")
     except OSError as error:
         sys.exit(f"train.py: error: {error.filename or ''}: {error.strerror}")
+    if len(args.models) * len(args.seeds) > 1:
+        print(f"Trained {len(args.models) * len(args.seeds)} runs in {time.perf_counter() - started:.0f} s; "
+              f"now: python evaluate.py {args.out if args.out != DEFAULT_OUT else ''}".rstrip())
     return 0
 
 

@@ -47,3 +47,35 @@ def test_distance_outside_reference():
     assert round(evaluate.distance_outside(1.00, (0.82, 0.89)), 2) == 0.11
     assert round(evaluate.distance_outside(2.00, (2.40, 2.40)), 2) == -0.40
     assert evaluate.distance_outside(1.0, None) is None
+
+
+def test_report_and_figures_for_a_results_dir(tiny_run, capsys):
+    out, _ = tiny_run
+    assert evaluate.main([str(out), "--test-limit", "300"]) == 0
+    report = (out / "RESULTS.md").read_text()
+    assert "| small | INSAT TP3 | 203,434 | 1 | 200 | adam | yes |" in report
+    assert "- Machine: " in report and "TensorFlow 2.21.0, Keras 3." in report and "- Commit: " in report
+    for figure in ("history", "confusion", "errors"):
+        assert (out / "plots" / f"small_{figure}.png").stat().st_size > 5000
+    assert (out / "plots" / "small_errors.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_seed_spread_groups_runs_of_a_model():
+    rows = [{"model": "small", "run": "small_seed8", "error_rate": 3.0},
+            {"model": "medium", "run": "medium", "error_rate": 1.0},
+            {"model": "small", "run": "small", "error_rate": 1.0}]
+    groups = evaluate.group_by_model(rows)
+    assert list(groups) == ["small", "medium"]  # registry order
+    assert [row["run"] for row in groups["small"]] == ["small", "small_seed8"]  # default seed first
+    assert evaluate.seed_spread(groups["small"]) == "2.00 ± 1.41% (2 seeds)"
+    assert evaluate.seed_spread(groups["medium"]) == "-"
+
+
+def test_readme_table_is_copied_from_the_report(tmp_path):
+    report = tmp_path / "RESULTS.md"
+    report.write_text("# Results\n\nintro\n\n| model | x |\n| --- | --- |\n| small | 1 |\n\n## References\n")
+    readme = tmp_path / "README.md"
+    readme.write_text(f"before\n{evaluate.README_START}\nold\n{evaluate.README_END}\nafter\n")
+    evaluate.update_readme(report, readme)
+    assert readme.read_text() == (f"before\n{evaluate.README_START}\n| model | x |\n| --- | --- |\n| small | 1 |\n"
+                                  f"{evaluate.README_END}\nafter\n")

@@ -71,3 +71,12 @@ def test_unwritable_output_dir_fails_before_training(tmp_path):
     result = run_script("train.py", "--model", "small", "--out", blocker / "results")
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "cannot write there" in last_line(result.stderr) and str(blocker) in last_line(result.stderr)
+
+
+def test_model_all_and_seeds_flags():
+    args = train.parse_args(["--model", "all", "--seeds", "7,8,9"])
+    assert "pneumonia" not in args.models and {"small", "large_original", "mlp3", "hog_mlp2"} <= set(args.models)
+    assert args.seeds == [7, 8, 9]
+    assert "pneumonia" in train.parse_args(["--model", "all", "--data-dir", "x"]).models
+    assert train.parse_args(["--model", "small,medium"]).models == ["small", "medium"]
+    assert train.run_name("small", 7) == "small" and train.run_name("small", 8) == "small_seed8"

@@ -1,0 +1,72 @@
+"""Figures for a lab report: training history, confusion matrix, misclassified digits.
+
+Headless (matplotlib's Agg backend): PNG files, no window.
+"""
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def plot_history(epochs_log, path, title):
+    """Loss and accuracy per epoch, train and validation: the sheet's 'graphique de l'historique'."""
+    epochs = [row["epoch"] for row in epochs_log]
+    figure, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    for axis, metric in zip(axes, ("loss", "accuracy")):
+        axis.plot(epochs, [row[metric] for row in epochs_log], "o-", label=f"train {metric}")
+        if f"val_{metric}" in epochs_log[0]:
+            axis.plot(epochs, [row[f"val_{metric}"] for row in epochs_log], "s-", label=f"validation (test) {metric}")
+        axis.set_xlabel("epoch")
+        axis.set_ylabel(metric)
+        axis.grid(alpha=0.3)
+        axis.legend()
+    figure.suptitle(title)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def confusion_matrix(labels, predictions, num_classes):
+    """Counts: rows are true classes, columns predicted classes."""
+    matrix = np.zeros((num_classes, num_classes), dtype=np.int64)
+    np.add.at(matrix, (labels, predictions), 1)
+    return matrix
+
+
+def plot_confusion_matrix(matrix, path, title, class_names=None):
+    num_classes = len(matrix)
+    class_names = class_names or [str(i) for i in range(num_classes)]
+    figure, axis = plt.subplots(figsize=(1.2 + 0.55 * num_classes, 1.0 + 0.5 * num_classes))
+    axis.imshow(np.log1p(matrix), cmap="Blues")
+    for true in range(num_classes):
+        for predicted in range(num_classes):
+            count = matrix[true, predicted]
+            axis.text(predicted, true, str(count), ha="center", va="center", fontsize=8,
+                      color="white" if true == predicted else "black")
+    axis.set_xticks(range(num_classes), class_names)
+    axis.set_yticks(range(num_classes), class_names)
+    axis.set_xlabel("predicted")
+    axis.set_ylabel("true")
+    axis.set_title(title)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def plot_misclassified(images, labels, predictions, path, title, count=36):
+    """A grid of the first misclassified test images, each titled 'true -> predicted'."""
+    wrong = np.flatnonzero(labels != predictions)[:count]
+    columns = 9
+    rows = max(1, int(np.ceil(len(wrong) / columns)))
+    figure, axes = plt.subplots(rows, columns, figsize=(columns * 1.1, rows * 1.25 + 0.5), squeeze=False)
+    for axis in axes.ravel():
+        axis.axis("off")
+    for axis, index in zip(axes.ravel(), wrong):
+        axis.imshow(images[index].reshape(28, 28), cmap="gray_r")
+        axis.set_title(f"{labels[index]} -> {predictions[index]}", fontsize=9, color="crimson")
+    figure.suptitle(f"{title}: {int(np.sum(labels != predictions))} errors, first {len(wrong)} (true -> predicted)")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)

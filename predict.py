@@ -1,0 +1,149 @@
+"""Classify your own handwritten digits with a trained pair.
+
+    python predict.py my_digit.jpg other.png [--model large] [--show]
+
+A photo or scan of any size, dark ink on light paper or the reverse, is
+prepared the way MNIST itself was: grayscale, inverted when the background is
+light, cropped to the ink, its longer side scaled to 20 px keeping the aspect
+ratio, then pasted into 28x28 with its centre of mass at the centre.
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+import data
+
+DEFAULT_MODEL = "large"
+
+
+def load_grayscale(path):
+    """A 2-D float array 0..255 from any image file Pillow reads; DataError otherwise."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    path = Path(path)
+    try:
+        with Image.open(path) as image:
+            image = ImageOps.exif_transpose(image)  # phone photos are often stored rotated
+            gray = np.asarray(image.convert("L"), dtype=np.float32)
+    except FileNotFoundError:
+        raise data.DataError(f"{path}: no such file") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
+        raise data.DataError(f"{path}: not an image Pillow can read ({type(error).__name__}); "
+                             "use a PNG or JPEG photo or scan of one digit") from None
+    if gray.ndim != 2 or min(gray.shape) < 2:
+        raise data.DataError(f"{path}: image too small ({gray.shape}); use a photo or scan of one digit")
+    return gray
+
+
+def to_mnist(gray, source="image"):
+    """A (28, 28) float32 array 0..1, light ink on black, prepared as MNIST's digits were."""
+    from scipy import ndimage
+    from skimage.transform import resize
+
+    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
+    if np.median(border) > 127:  # light paper: make the ink the bright part, as in MNIST
+        gray, border = 255 - gray, 255 - border
+    ink = np.clip(gray - np.median(border), 0, None)
+    ink = ndimage.gaussian_filter(ink, sigma=max(gray.shape) / 500)  # removes paper grain and sensor noise
+    if ink.max() < 20:
+        raise data.DataError(f"{source}: no ink found (the image is blank or has no contrast)")
+    rows, columns = np.nonzero(ink > 0.25 * ink.max())
+    ink = ink[rows.min(): rows.max() + 1, columns.min(): columns.max() + 1]
+    ink = ink / ink.max()
+    scale = 20 / max(ink.shape)
+    height, width = max(1, round(ink.shape[0] * scale)), max(1, round(ink.shape[1] * scale))
+    digit = resize(ink, (height, width), anti_aliasing=True)
+    # Place the 20x20 box so that the centre of mass lands on the 28x28 image's centre.
+    center_row, center_column = ndimage.center_of_mass(digit)
+    top, left = int(round(14 - center_row)), int(round(14 - center_column))
+    top, left = min(max(top, 0), 28 - height), min(max(left, 0), 28 - width)
+    canvas = np.zeros((28, 28), np.float32)
+    canvas[top: top + height, left: left + width] = digit
+    return np.clip(canvas / canvas.max(), 0, 1).astype(np.float32)
+
+
+def default_pair(name):
+    """The pair trained here, else the one committed under results/models/."""
+    import train
+
+    for root in (Path(train.DEFAULT_OUT), Path(__file__).resolve().parent / "results"):
+        candidate = root / "models" / name
+        if Path(f"{candidate}.json").is_file():
+            return candidate
+    raise train.UsageError(f"no trained {name!r} pair in results/models/; run: python train.py --model {name}")
+
+
+def predict(model, images, normalize=True):
+    """Class probabilities (N, 10) for (N, 28, 28) images 0..1."""
+    import evaluate
+    import models
+
+    recipe = models.recipe_for(model)
+    X = images.reshape(-1, 1, 28, 28) * (1 if normalize else 255)
+    data_format = models.model_data_format(model)
+    inputs = data.prepare_inputs(X, evaluate.input_kind_of(model), data_format,
+                                 **(recipe.input_options if recipe else {}))
+    return model.predict(inputs, verbose=0)
+
+
+def parse_args(argv=None):
+    from train import OneLineErrorParser
+
+    parser = OneLineErrorParser(description="Classify photos or scans of handwritten digits with a trained pair.",
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files, one digit each")
+    parser.add_argument("--model", default=DEFAULT_MODEL, help="registry name of a trained MNIST model")
+    parser.add_argument("--pair", metavar="PATH", help="a pair filename without extension (overrides --model)")
+    parser.add_argument("--show", action="store_true", help="save the 28x28 image the model saw as IMAGE_28x28.png "
+                                                           "in the current directory")
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    import models
+
+    with models.native_log_filter():
+        return _run(args)
+
+
+def _run(args):
+    import models
+    import persistence
+    import train
+
+    try:
+        pair = Path(args.pair) if args.pair else default_pair(args.model)
+        model = persistence.load_keras_model(pair)
+        history = train.read_history(pair) or {}
+        recipe = models.recipe_for(model)
+        if recipe is None or recipe.input_kind not in ("image", "flat", "hog"):
+            raise train.UsageError(f"{pair}: not an MNIST digit model")
+        normalize = history.get("config", {}).get("normalize", recipe.normalize)
+    except (train.UsageError, persistence.PairError) as error:
+        sys.exit(f"predict.py: error: {error}")
+    failures = 0
+    for path in args.images:
+        try:
+            digit = to_mnist(load_grayscale(path), source=path)
+        except data.DataError as error:
+            print(f"predict.py: error: {error}", file=sys.stderr)
+            failures += 1
+            continue
+        probabilities = predict(model, digit[None], normalize)[0]
+        top = np.argsort(probabilities)[::-1][:3]
+        print(f"{path}: {top[0]}   (top 3: " + ", ".join(f"{k} {probabilities[k] * 100:.1f}%" for k in top) + ")")
+        if args.show:
+            from PIL import Image
+
+            shown = Path(f"{Path(path).stem}_28x28.png")
+            Image.fromarray((digit * 255).astype(np.uint8)).save(shown)
+            print(f"  the model saw: {shown}")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
