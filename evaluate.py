@@ -80,10 +80,14 @@ def find_pairs(paths):
     found = []
     for path in map(Path, paths):
         if path.is_dir():
-            found += sorted(weights.with_name(weights.name[: -len(persistence.WEIGHTS_SUFFIX)])
-                            for weights in models_dir(path).glob("*" + persistence.WEIGHTS_SUFFIX))
+            for json_path in sorted(models_dir(path).glob("*" + persistence.JSON_SUFFIX)):
+                filename = json_path.with_name(json_path.name[: -len(persistence.JSON_SUFFIX)])
+                weights = [Path(f"{filename}{suffix}") for suffix in (persistence.WEIGHTS_SUFFIX,
+                                                                       persistence.LEGACY_WEIGHTS_SUFFIX)]
+                if not json_path.name.endswith(".history.json") and any(p.is_file() for p in weights):
+                    found.append(filename)
             continue
-        for suffix in (persistence.WEIGHTS_SUFFIX, persistence.JSON_SUFFIX):
+        for suffix in (persistence.WEIGHTS_SUFFIX, persistence.JSON_SUFFIX, persistence.LEGACY_WEIGHTS_SUFFIX):
             if path.name.endswith(suffix):
                 path = path.with_name(path.name[: -len(suffix)])
         json_path, weights_path = persistence.pair_paths(path)
@@ -148,10 +152,11 @@ def evaluate_pair(filename, test_sets, normalize=None, data_dir=None, plots_dir=
         if normalize is None:
             normalize = config.get("normalize", recipe.normalize if recipe else True)
         # Compute in the fast layout; the weights carry over unchanged (models.relayout).
-        data_format = compute_data_format("cpu") if models.model_data_format(model) else None
+        compute_model = models.relayout(model, compute_data_format("cpu"))
+        data_format = models.model_data_format(compute_model)
         options = recipe.input_options if recipe else {}
         x_test, y_test, images = test_sets.get(normalize, input_kind, data_format, **options)
-        probabilities = models.relayout(model, data_format).predict(x_test, batch_size=1000, verbose=0)
+        probabilities = compute_model.predict(x_test, batch_size=1000, verbose=0)
         # model.evaluate's two numbers, from the predictions that the figures need anyway
         clipped = np.clip(probabilities / probabilities.sum(axis=1, keepdims=True), 1e-7, 1 - 1e-7)
         test_loss = float(-np.mean(np.sum(y_test * np.log(clipped), axis=1)))

@@ -370,6 +370,8 @@ def relayout(model, data_format):
     current = model_data_format(model)
     if current is None or current == data_format:
         return model
+    if len({getattr(layer, "data_format", None) for layer in model.layers} - {None}) > 1:
+        return model  # mixed layouts (a Keras 2.0 Flatten kept in stored order): compute as saved
     config = model.get_config()
     for layer in config["layers"]:
         layer.pop("build_config", None)  # rebuilt from the new input shape

@@ -1,0 +1,87 @@
+"""predict.py: one's own digit photo, prepared as MNIST was, classified by a trained pair."""
+
+import numpy as np
+import pytest
+from PIL import Image
+from scipy import ndimage
+from skimage.transform import resize
+
+import data
+import predict
+import train
+from conftest import last_line, run_script
+
+
+@pytest.fixture(scope="module")
+def test_digits():
+    _, (X_test, y_test), _ = data.get_data_mnist(normalize=True)
+    return X_test[:, 0], y_test.argmax(axis=1)
+
+
+def photograph(digit, path, dark_ink=True, offset=(60, 310), canvas=(500, 700), scale=9, blur=2.5):
+    """An MNIST digit as a student's photo: upscaled, blurred, off-centre on a big noisy page."""
+    rng = np.random.default_rng(0)
+    big = ndimage.gaussian_filter(resize(digit, (28 * scale, 28 * scale), order=1), blur)
+    page = np.zeros(canvas, np.float32)
+    page[offset[0]: offset[0] + big.shape[0], offset[1]: offset[1] + big.shape[1]] = big
+    pixels = 255 * (1 - 0.85 * page) if dark_ink else 255 * 0.9 * page
+    pixels = np.clip(pixels + rng.normal(0, 6, canvas), 0, 255).astype(np.uint8)
+    Image.fromarray(pixels).save(path)
+    return path
+
+
+@pytest.mark.parametrize("dark_ink", [True, False])
+def test_preparation_recovers_the_mnist_digit(test_digits, tmp_path, dark_ink):
+    images, _ = test_digits
+    for index in range(5):
+        path = photograph(images[index], tmp_path / f"{index}.jpg", dark_ink=dark_ink)
+        prepared = predict.to_mnist(predict.load_grayscale(path))
+        assert prepared.shape == (28, 28) and prepared.max() == 1.0 and prepared.min() >= 0
+        correlation = np.corrcoef(prepared.ravel(), images[index].ravel())[0, 1]
+        assert correlation > 0.8, (index, correlation)
+
+
+@pytest.fixture(scope="module")
+def trained_pair(tmp_path_factory):
+    out = tmp_path_factory.mktemp("predict")
+    train.train_and_evaluate("medium", out=out, epochs=1, train_limit=6000, test_limit=500, verbose=0)
+    return out / "models" / "medium"
+
+
+def test_predicts_the_digit_of_a_photo(test_digits, trained_pair, tmp_path, capsys):
+    import persistence
+
+    images, labels = test_digits
+    model = persistence.load_keras_model(trained_pair)
+    # Ten digits that the model gets right in MNIST form; their photos must give the same answers.
+    right = np.flatnonzero(predict.predict(model, images[:40]).argmax(axis=1) == labels[:40])[:10]
+    paths = [photograph(images[i], tmp_path / f"digit{i}.png", dark_ink=i % 2 == 0) for i in right]
+    assert predict.main([*map(str, paths), "--pair", str(trained_pair)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    answers = [int(line.split(":")[1].split()[0]) for line in lines]
+    assert answers == labels[right].tolist()
+    assert all("top 3:" in line for line in lines)
+
+
+def test_show_saves_what_the_model_saw(test_digits, trained_pair, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = photograph(test_digits[0][0], tmp_path / "seven.png")
+    assert predict.main([str(path), "--pair", str(trained_pair), "--show"]) == 0
+    seen = np.asarray(Image.open(tmp_path / "seven_28x28.png"))
+    assert seen.shape == (28, 28) and seen.max() == 255
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"", "not an image"),
+    (b"this is a text file, not a photo", "not an image"),
+    (None, "no ink found"),
+])
+def test_bad_images_are_one_line_errors(tmp_path, trained_pair, content, message):
+    path = tmp_path / "input.png"
+    if content is None:
+        Image.fromarray(np.full((50, 60), 255, np.uint8)).save(path)  # blank page
+    else:
+        path.write_bytes(content)
+    result = run_script("predict.py", path, "--pair", trained_pair)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert message in last_line(result.stderr) and str(path) in last_line(result.stderr)
