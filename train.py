@@ -11,13 +11,17 @@ where <run> is the model name, plus "_seed<N>" when --seed is not 7.
 """
 
 import argparse
+import contextlib
 import csv
 import json
 import os
 import platform
 import sys
 import time
+import zipfile
 from pathlib import Path
+
+import numpy as np
 
 import data
 import models
@@ -72,13 +76,70 @@ def check_writable(directory):
                          f"cannot write there ({error.strerror}); choose another directory") from None
 
 
+def epoch_batches(x, y, batch_size, seed, first_epoch, epochs):
+    """Training batches for epochs first_epoch .. epochs-1, as one tf.data pipeline.
+
+    Epoch e visits the images in an order that depends on (seed, e) only, so a
+    run resumed at epoch e sees exactly the batches an uninterrupted run sees.
+    """
+    import tensorflow as tf
+
+    x_all, y_all = tf.constant(x), tf.constant(y)
+
+    def one_epoch(epoch):
+        order = tf.random.experimental.stateless_shuffle(tf.range(len(x), dtype=tf.int64),
+                                                         seed=tf.stack([tf.constant(seed, tf.int64), epoch]))
+        return tf.data.Dataset.from_tensor_slices(order).batch(batch_size)
+
+    batches = tf.data.Dataset.range(first_epoch, epochs).flat_map(one_epoch)
+    return batches.map(lambda index: (tf.gather(x_all, index), tf.gather(y_all, index))).prefetch(2)
+
+
+class Checkpoint:
+    """The state of a run after its last finished epoch: every variable of the model (weights, random-seed
+    states) and of its optimizer, the epochs' history, and the settings it was started with."""
+
+    def __init__(self, path, settings):
+        self.path, self.settings = Path(path), settings
+
+    def save(self, model, epochs_log):
+        arrays = {f"model_{i}": v.numpy() for i, v in enumerate(model.variables)}
+        arrays.update({f"optimizer_{i}": v.numpy() for i, v in enumerate(model.optimizer.variables)})
+        state = json.dumps({"settings": self.settings, "epochs": epochs_log})
+        data.write_npz_atomically(self.path, compress=False, state=np.array(state), **arrays)
+
+    def restore(self, model):
+        """Load the state into model (its optimizer built first); returns the epochs' history."""
+        try:
+            with np.load(self.path, allow_pickle=False) as f:
+                state = json.loads(str(f["state"]))
+                if state["settings"] != self.settings:
+                    different = sorted(k for k in self.settings if state["settings"].get(k) != self.settings[k])
+                    raise UsageError(f"--resume: {self.path} was made with other settings ({', '.join(different)}); "
+                                     "use the same flags, or train without --resume to start again")
+                model.optimizer.build(model.trainable_variables)
+                for prefix, variables in (("model", model.variables), ("optimizer", model.optimizer.variables)):
+                    for i, variable in enumerate(variables):
+                        variable.assign(f[f"{prefix}_{i}"])
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as error:
+            raise UsageError(f"--resume: {self.path} is damaged ({error}); train without --resume") from None
+        return state["epochs"]
+
+    def delete(self):
+        self.path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            self.path.parent.rmdir()  # only if no other run's checkpoint is there
+
+
 def train_and_evaluate(name, out=DEFAULT_OUT, epochs=None, batch_size=None, seed=DEFAULT_SEED, normalize=None,
                        device="auto", data_format=None, data_dir=None, train_limit=None, test_limit=None,
-                       verbose="auto"):
+                       resume=False, verbose="auto", callbacks=()):
     """Train recipe `name` (overrides: epochs, batch_size, normalize), evaluate it on the test set, save it.
 
     data_dir: the chest X-ray tree, for the pneumonia recipe only.
     train_limit / test_limit keep only the first MNIST images (quick trials, tests).
+    After every epoch the run's state goes to OUT/checkpoints/<run>.npz; resume=True
+    continues from it, and ends with the weights an uninterrupted run would have.
     Returns a dict: run, model (in the sheet's layout), history, test_loss,
     test_accuracy, error_rate, filename, train_seconds (and metrics for pneumonia).
     """
@@ -95,6 +156,8 @@ def train_and_evaluate(name, out=DEFAULT_OUT, epochs=None, batch_size=None, seed
         raise UsageError("--epochs and --batch-size must be at least 1")
     if recipe.input_kind == "xray" and data_dir is None:
         raise UsageError(f"--model {name} needs --data-dir DIR; {data.XRAY_LAYOUT}")
+    if recipe.input_kind == "xray" and resume:
+        raise UsageError("--resume works for the MNIST recipes; train pneumonia again from the start")
     models_dir = Path(out) / "models"
     check_writable(models_dir)
     used_device = configure_device(device)
@@ -102,36 +165,61 @@ def train_and_evaluate(name, out=DEFAULT_OUT, epochs=None, batch_size=None, seed
         data_format = data_format or compute_data_format(used_device)
     if verbose == "auto":  # the progress bar on a terminal, one line per epoch (like the sheet's log) in a file
         verbose = 1 if sys.stdout.isatty() else 2
+    run = run_name(name, seed)
+    filename = models_dir / run
 
     # Same seed, same machine: bit-identical weights (seeded init, shuffling and dropout; deterministic ops).
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
+    model = models.build_model(name, data_format=data_format)
 
-    metrics = None
+    metrics, epochs_log, first_epoch = None, [], 0
     if recipe.input_kind == "xray":
         datasets, counts = data.xray_datasets(data_dir, batch_size=batch_size, seed=seed)
         fit_data = {"x": datasets["train"], "validation_data": datasets.get("val", datasets["test"]),
                     "class_weight": data.class_weights(counts), "shuffle": False}  # train is shuffled by tf.data
-        train_images = sum(counts)
+        train_images, checkpoint = sum(counts), None
     else:
         (X_train, y_train), (X_test, y_test), num_classes = data.get_data_mnist(normalize)
         X_train, y_train = X_train[:train_limit], y_train[:train_limit]
         X_test, y_test = X_test[:test_limit], y_test[:test_limit]
         x_train = data.prepare_inputs(X_train, recipe.input_kind, data_format, **recipe.input_options)
         x_test = data.prepare_inputs(X_test, recipe.input_kind, data_format, **recipe.input_options)
-        # The sheet validates on the test set: the last val_accuracy is the test accuracy.
-        fit_data = {"x": x_train, "y": y_train, "validation_data": (x_test, y_test), "batch_size": batch_size}
         train_images = len(x_train)
+        settings = {"model": name, "seed": seed, "epochs": epochs, "batch_size": batch_size, "normalize": normalize,
+                    "train_images": train_images, "test_images": len(x_test)}
+        checkpoint = Checkpoint(Path(out) / "checkpoints" / f"{run}.npz", settings)
+        if resume:
+            if not checkpoint.path.is_file():
+                raise UsageError(f"--resume: no checkpoint {checkpoint.path}; train without --resume")
+            epochs_log = checkpoint.restore(model)
+            first_epoch = len(epochs_log)
+            print(f"Resuming {run} after epoch {first_epoch}/{epochs} from {checkpoint.path}", flush=True)
+        # The sheet validates on the test set: the last val_accuracy is the test accuracy.
+        fit_data = {"x": epoch_batches(x_train, y_train, batch_size, seed, first_epoch, epochs),
+                    "steps_per_epoch": -(-train_images // batch_size), "initial_epoch": first_epoch,
+                    "validation_data": (x_test, y_test), "validation_batch_size": batch_size, "shuffle": False}
 
-    model = models.build_model(name, data_format=data_format)
-    epoch_seconds = []
-    timer = keras.callbacks.LambdaCallback(
-        on_epoch_begin=lambda epoch, logs: epoch_seconds.append(time.perf_counter()),
-        on_epoch_end=lambda epoch, logs: epoch_seconds.__setitem__(-1, time.perf_counter() - epoch_seconds[-1]),
-    )
-    started = time.perf_counter()
-    history = model.fit(**fit_data, epochs=epochs, callbacks=[timer], verbose=verbose)
-    train_seconds = time.perf_counter() - started
+    epoch_started = []
+
+    def end_of_epoch(epoch, logs):
+        seconds = time.perf_counter() - epoch_started[-1]
+        if not all(np.isfinite(value) for value in logs.values()):
+            return  # TerminateOnNaN stops the run; the last checkpoint stays the last good epoch
+        epochs_log.append({"epoch": epoch + 1, **{key: float(value) for key, value in logs.items()},
+                           "seconds": round(seconds, 3)})
+        if checkpoint is not None:
+            checkpoint.save(model, epochs_log)
+
+    recorder = keras.callbacks.LambdaCallback(on_epoch_begin=lambda epoch, logs: epoch_started.append(time.perf_counter()),
+                                              on_epoch_end=end_of_epoch)
+    model.fit(**fit_data, epochs=epochs, callbacks=[keras.callbacks.TerminateOnNaN(), recorder, *callbacks],
+              verbose=verbose)
+    if len(epochs_log) < epochs:
+        kept = f"; the last good epoch ({len(epochs_log)}) is kept in {checkpoint.path}" if epochs_log and checkpoint else ""
+        raise UsageError(f"the loss became NaN or infinite in epoch {len(epochs_log) + 1}{kept}; nothing was saved. "
+                         "Normalise the inputs (drop --no-normalize) or lower the learning rate")
+    train_seconds = sum(row["seconds"] for row in epochs_log)
     if recipe.input_kind == "xray":
         test_loss, test_accuracy = print_model_error_rate(model, datasets["test"], None)
         metrics = xray_metrics(model, datasets["test"])
@@ -139,24 +227,20 @@ def train_and_evaluate(name, out=DEFAULT_OUT, epochs=None, batch_size=None, seed
         test_loss, test_accuracy = print_model_error_rate(model, x_test, y_test)
 
     saved = models.relayout(model, recipe.data_format)  # the sheet's layout in the JSON
-    run = run_name(name, seed)
-    filename = models_dir / run
     persistence.save_keras_model(saved, filename)
     config = {
         "model": name, "seed": seed, "epochs": epochs, "batch_size": batch_size, "normalize": normalize,
         "optimizer": recipe.optimizer, "input_kind": recipe.input_kind, "train_images": train_images,
         "device": used_device, "compute_data_format": data_format, "train_seconds": round(train_seconds, 2),
-        "data_dir": str(data_dir) if data_dir else None, "machine": machine_description(),
+        "resumed_at_epoch": first_epoch or None, "data_dir": str(data_dir) if data_dir else None,
+        "machine": machine_description(),
         "versions": {"tensorflow": tf.__version__, "keras": keras.__version__, "python": platform.python_version()},
     }
-    epochs_log = [
-        {"epoch": epoch + 1, **{key: float(values[epoch]) for key, values in history.history.items()},
-         "seconds": round(epoch_seconds[epoch], 3)}
-        for epoch in range(len(epoch_seconds))
-    ]
     test = {"loss": test_loss, "accuracy": test_accuracy, "error_rate": 100 - test_accuracy * 100,
             **({"metrics": metrics} if metrics else {})}
     write_history(filename, config, epochs_log, test)
+    if checkpoint is not None:
+        checkpoint.delete()
     return {"run": run, "model": saved, "history": epochs_log, "test_loss": test_loss,
             "test_accuracy": test_accuracy, "error_rate": test["error_rate"], "filename": filename,
             "train_seconds": train_seconds, "metrics": metrics}
@@ -222,6 +306,8 @@ def parse_args(argv=None):
     parser.add_argument("--out", default=DEFAULT_OUT, help="output directory (pairs go to OUT/models/)")
     parser.add_argument("--train-limit", type=int, metavar="N", help="train on the first N images only (quick trials)")
     parser.add_argument("--test-limit", type=int, metavar="N", help="evaluate on the first N test images only")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue an interrupted run from its last finished epoch (same flags as before)")
     parser.add_argument("--quiet", action="store_true", help="no per-epoch progress output")
     args = parser.parse_args(argv)
     if args.model == "all":
@@ -254,13 +340,15 @@ def _run(args):
                 train_and_evaluate(name, out=args.out, epochs=args.epochs, batch_size=args.batch_size, seed=seed,
                                    normalize=args.normalize, device=args.device, data_dir=args.data_dir,
                                    train_limit=args.train_limit, test_limit=args.test_limit,
-                                   verbose=0 if args.quiet else "auto")
+                                   resume=args.resume, verbose=0 if args.quiet else "auto")
     except (UsageError, data.DataError, persistence.PairError) as error:
         sys.exit(f"train.py: error: {error}")
     except KeyboardInterrupt:
-        sys.exit("train.py: interrupted; nothing was saved, earlier results are untouched")
-    except OSError as error:
-        sys.exit(f"train.py: error: {error.filename or ''}: {error.strerror}")
+        sys.exit("train.py: interrupted; earlier results are untouched. Continue from the last finished epoch "
+                 "with the same command plus --resume")
+    except OSError as error:  # a full disk, a results dir that vanished, ...: earlier pairs are untouched
+        where = f"{error.filename}: " if error.filename else ""
+        sys.exit(f"train.py: error: {where}{error.strerror or error}; nothing was saved, earlier results are untouched")
     if len(args.models) * len(args.seeds) > 1:
         print(f"Trained {len(args.models) * len(args.seeds)} runs in {time.perf_counter() - started:.0f} s; "
               f"now: python evaluate.py {args.out if args.out != DEFAULT_OUT else ''}".rstrip())
