@@ -358,33 +358,40 @@ def model_data_format(model):
     return None
 
 
-def relayout(model, data_format):
+def relayout(model, data_format, float32=False):
     """The same network, with the same weights, computing in another data format.
 
     In Keras 3 a Conv2D kernel has the same shape in both layouts and Flatten
     moves channels_first to channels_last before flattening, so the weights
     carry over unchanged and the two models compute the same function (the
     input must be transposed to match: (N,C,H,W) <-> (N,H,W,C)). Only used on
-    Sequential models whose input is an image.
+    Sequential models. float32=True also turns a mixed-precision model
+    (bf16 compute, float32 weights) into a plain float32 one, for saving.
     """
     current = model_data_format(model)
-    if current is None or current == data_format:
+    mixed_layouts = len({getattr(layer, "data_format", None) for layer in model.layers} - {None}) > 1
+    # mixed layouts (a Keras 2.0 Flatten kept in stored order) compute as saved
+    change_layout = current not in (None, data_format) and not mixed_layouts
+    change_dtype = float32 and any(layer.dtype_policy.name != "float32" for layer in model.layers)
+    if not change_layout and not change_dtype:
         return model
-    if len({getattr(layer, "data_format", None) for layer in model.layers} - {None}) > 1:
-        return model  # mixed layouts (a Keras 2.0 Flatten kept in stored order): compute as saved
     config = model.get_config()
     for layer in config["layers"]:
         layer.pop("build_config", None)  # rebuilt from the new input shape
         layer_config = layer["config"]
-        if "data_format" in layer_config:
+        if change_dtype and "dtype" in layer_config:
+            layer_config["dtype"] = "float32"
+        if change_layout and "data_format" in layer_config:
             layer_config["data_format"] = data_format
-        if layer["class_name"] == "InputLayer":
+        if change_layout and layer["class_name"] == "InputLayer":
             batch, *dims = layer_config["batch_shape"]
             if data_format == "channels_last":
                 layer_config["batch_shape"] = [batch, *dims[1:], dims[0]]
             else:
                 layer_config["batch_shape"] = [batch, dims[-1], *dims[:-1]]
     config.pop("build_input_shape", None)
+    if change_dtype:
+        config["dtype"] = "float32"
     other = keras.Sequential.from_config(config)
     other.set_weights(model.get_weights())
     if model.compiled:

@@ -53,6 +53,17 @@ def configure_device(device="auto"):
     return "gpu" if gpus and device != "cpu" else "cpu"
 
 
+PRECISIONS = {"fp32": "float32", "bf16": "mixed_bfloat16"}
+
+
+def distribution_strategy():
+    """MirroredStrategy over every visible GPU, or over every logical CPU device when there is no GPU."""
+    import tensorflow as tf
+
+    devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+    return tf.distribute.MirroredStrategy(devices=[device.name for device in devices])
+
+
 def compute_data_format(device):
     """The layout we compute in; the saved JSON keeps the sheet's channels_first.
 
@@ -121,6 +132,8 @@ class Checkpoint:
                 for prefix, variables in (("model", model.variables), ("optimizer", model.optimizer.variables)):
                     for i, variable in enumerate(variables):
                         variable.assign(f[f"{prefix}_{i}"])
+        except UsageError:
+            raise
         except (OSError, ValueError, KeyError, zipfile.BadZipFile) as error:
             raise UsageError(f"--resume: {self.path} is damaged ({error}); train without --resume") from None
         return state["epochs"]
@@ -133,13 +146,18 @@ class Checkpoint:
 
 def train_and_evaluate(name, out=DEFAULT_OUT, epochs=None, batch_size=None, seed=DEFAULT_SEED, normalize=None,
                        device="auto", data_format=None, data_dir=None, train_limit=None, test_limit=None,
-                       resume=False, verbose="auto", callbacks=()):
+                       resume=False, precision="fp32", distribute=False, verbose="auto", callbacks=()):
     """Train recipe `name` (overrides: epochs, batch_size, normalize), evaluate it on the test set, save it.
 
     data_dir: the chest X-ray tree, for the pneumonia recipe only.
     train_limit / test_limit keep only the first MNIST images (quick trials, tests).
     After every epoch the run's state goes to OUT/checkpoints/<run>.npz; resume=True
     continues from it, and ends with the weights an uninterrupted run would have.
+    precision "bf16" computes in bfloat16 (Keras's mixed_bfloat16: AMX on recent
+    Intel CPUs, tensor cores on GPUs) and still saves float32 weights.
+    distribute=True trains under tf.distribute.MirroredStrategy on every visible
+    GPU (or every logical CPU without one); batch_size is per replica, so the
+    global batch is batch_size x replicas.
     Returns a dict: run, model (in the sheet's layout), history, test_loss,
     test_accuracy, error_rate, filename, train_seconds (and metrics for pneumonia).
     """
@@ -156,6 +174,8 @@ def train_and_evaluate(name, out=DEFAULT_OUT, epochs=None, batch_size=None, seed
         raise UsageError("--epochs and --batch-size must be at least 1")
     if recipe.input_kind == "xray" and data_dir is None:
         raise UsageError(f"--model {name} needs --data-dir DIR; {data.XRAY_LAYOUT}")
+    if precision not in PRECISIONS:
+        raise UsageError(f"--precision {precision}: choose one of {', '.join(PRECISIONS)}")
     if recipe.input_kind == "xray" and resume:
         raise UsageError("--resume works for the MNIST recipes; train pneumonia again from the start")
     models_dir = Path(out) / "models"
@@ -171,7 +191,15 @@ def train_and_evaluate(name, out=DEFAULT_OUT, epochs=None, batch_size=None, seed
     # Same seed, same machine: bit-identical weights (seeded init, shuffling and dropout; deterministic ops).
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
-    model = models.build_model(name, data_format=data_format)
+    strategy = distribution_strategy() if distribute else None
+    if strategy is not None:
+        batch_size *= strategy.num_replicas_in_sync
+    keras.mixed_precision.set_global_policy(PRECISIONS[precision])
+    try:
+        with strategy.scope() if strategy else contextlib.nullcontext():
+            model = models.build_model(name, data_format=data_format)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")  # later models (and the saved one) are float32
 
     metrics, epochs_log, first_epoch = None, [], 0
     if recipe.input_kind == "xray":
@@ -187,7 +215,7 @@ def train_and_evaluate(name, out=DEFAULT_OUT, epochs=None, batch_size=None, seed
         x_test = data.prepare_inputs(X_test, recipe.input_kind, data_format, **recipe.input_options)
         train_images = len(x_train)
         settings = {"model": name, "seed": seed, "epochs": epochs, "batch_size": batch_size, "normalize": normalize,
-                    "train_images": train_images, "test_images": len(x_test)}
+                    "precision": precision, "train_images": train_images, "test_images": len(x_test)}
         checkpoint = Checkpoint(Path(out) / "checkpoints" / f"{run}.npz", settings)
         if resume:
             if not checkpoint.path.is_file():
@@ -226,12 +254,13 @@ def train_and_evaluate(name, out=DEFAULT_OUT, epochs=None, batch_size=None, seed
     else:
         test_loss, test_accuracy = print_model_error_rate(model, x_test, y_test)
 
-    saved = models.relayout(model, recipe.data_format)  # the sheet's layout in the JSON
+    saved = models.relayout(model, recipe.data_format, float32=True)  # the sheet's layout, float32, in the JSON
     persistence.save_keras_model(saved, filename)
     config = {
         "model": name, "seed": seed, "epochs": epochs, "batch_size": batch_size, "normalize": normalize,
         "optimizer": recipe.optimizer, "input_kind": recipe.input_kind, "train_images": train_images,
-        "device": used_device, "compute_data_format": data_format, "train_seconds": round(train_seconds, 2),
+        "device": used_device, "compute_data_format": data_format, "precision": precision,
+        "replicas": strategy.num_replicas_in_sync if strategy else 1, "train_seconds": round(train_seconds, 2),
         "resumed_at_epoch": first_epoch or None, "data_dir": str(data_dir) if data_dir else None,
         "machine": machine_description(),
         "versions": {"tensorflow": tf.__version__, "keras": keras.__version__, "python": platform.python_version()},
@@ -301,6 +330,11 @@ def parse_args(argv=None):
                         help="feed pixels 0..255 instead of 0..1 (default: the recipe's choice)")
     parser.add_argument("--device", choices=["auto", "cpu", "gpu"], default="auto",
                         help="auto uses a GPU when TensorFlow sees one")
+    parser.add_argument("--precision", choices=list(PRECISIONS), default="fp32",
+                        help="bf16: compute in bfloat16 (AMX CPUs, GPU tensor cores); the saved pair stays float32")
+    parser.add_argument("--distribute", action="store_true",
+                        help="MirroredStrategy over all visible GPUs; --batch-size is then per GPU "
+                             "(global batch = batch size x GPUs)")
     parser.add_argument("--data-dir", metavar="DIR", help="chest X-ray tree for --model pneumonia "
                                                            "(train/, val/, test/ with NORMAL/ and PNEUMONIA/)")
     parser.add_argument("--out", default=DEFAULT_OUT, help="output directory (pairs go to OUT/models/)")
@@ -340,7 +374,8 @@ def _run(args):
                 train_and_evaluate(name, out=args.out, epochs=args.epochs, batch_size=args.batch_size, seed=seed,
                                    normalize=args.normalize, device=args.device, data_dir=args.data_dir,
                                    train_limit=args.train_limit, test_limit=args.test_limit,
-                                   resume=args.resume, verbose=0 if args.quiet else "auto")
+                                   resume=args.resume, precision=args.precision, distribute=args.distribute,
+                                   verbose=0 if args.quiet else "auto")
     except (UsageError, data.DataError, persistence.PairError) as error:
         sys.exit(f"train.py: error: {error}")
     except KeyboardInterrupt:

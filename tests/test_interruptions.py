@@ -45,8 +45,12 @@ def test_resume_ends_with_the_weights_of_an_uninterrupted_run(tmp_path):
 def test_resume_with_other_settings_or_without_checkpoint_is_refused(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         train.train_and_evaluate("medium", out=tmp_path, callbacks=[InterruptAfterEpoch(1)], **RUN)
-    with pytest.raises(train.UsageError, match=r"other settings \(batch_size\)"):
+    with pytest.raises(train.UsageError, match=r"^--resume: \S+ was made with other settings \(batch_size\)"):
         train.train_and_evaluate("medium", out=tmp_path, resume=True, batch_size=50, **RUN)
+    checkpoint = tmp_path / "checkpoints" / "medium.npz"
+    checkpoint.write_bytes(checkpoint.read_bytes()[:1000])
+    with pytest.raises(train.UsageError, match=r"medium\.npz is damaged"):
+        train.train_and_evaluate("medium", out=tmp_path, resume=True, **RUN)
     with pytest.raises(train.UsageError, match="no checkpoint"):
         train.train_and_evaluate("small", out=tmp_path, resume=True, **RUN)
 

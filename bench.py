@@ -1,0 +1,238 @@
+"""Speed of training and inference, measured against this machine's own float32 matmul peak.
+
+    python bench.py                 # writes results/BENCH.md (about 5 minutes on 2 cores)
+    python bench.py --models small --epochs 1 --out /tmp/bench.md
+
+Each row trains through train.py's own path (train_and_evaluate, the sheet's
+recipe, full 60,000-image epochs unless --train-limit says otherwise), then
+times inference on the 10,000 test images. Training FLOPs per image come from
+the layer shapes: forward, weight gradients, and input gradients for every
+layer with weights but the first (nothing upstream needs them).
+"""
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+import models
+import train
+
+DEFAULT_MODELS = ["small", "medium", "large", "large_original", "arn_cnn", "mlp1"]
+
+
+def layer_macs(layer):
+    """Multiply-accumulates of one forward pass of one image through a Conv2D or Dense layer (else 0)."""
+    from keras import layers
+
+    if isinstance(layer, layers.Conv2D):
+        output = layer.output.shape  # (None, ...) in either layout
+        spatial = np.prod(output[2:] if layer.data_format == "channels_first" else output[1:-1])
+        input_channels = layer.kernel.shape[2]
+        return int(spatial) * layer.filters * int(np.prod(layer.kernel_size)) * input_channels
+    if isinstance(layer, layers.Dense):
+        return int(layer.kernel.shape[0]) * int(layer.kernel.shape[1])
+    return 0
+
+
+def training_flops_per_image(model):
+    """FLOPs (2 per multiply-accumulate) of one training step per image, from the layer shapes."""
+    flops, first = 0, True
+    for layer in model.layers:
+        macs = layer_macs(layer)
+        if macs:
+            flops += 2 * macs * (2 if first else 3)  # forward + weight gradients (+ input gradients)
+            first = False
+    return flops
+
+
+def inference_flops_per_image(model):
+    return 2 * sum(layer_macs(layer) for layer in model.layers)
+
+
+def matmul_peak_gflops(size=4096, repeats=5):
+    """Best float32 GFLOP/s of a size x size matmul with TensorFlow, this process's threads."""
+    import tensorflow as tf
+
+    a = tf.random.uniform((size, size), seed=1)
+    b = tf.random.uniform((size, size), seed=2)
+    tf.linalg.matmul(a, b).numpy()  # warm-up
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        tf.linalg.matmul(a, b).numpy()
+        best = min(best, time.perf_counter() - started)
+    return 2 * size**3 / best / 1e9
+
+
+def inference_images_per_second(filename, recipe):
+    """Test-set images per second for a saved pair, computed in train.py's layout (best of 3)."""
+    import data
+    import persistence
+
+    model = persistence.load_keras_model(filename)
+    data_format = train.compute_data_format("cpu") if recipe.data_format else None
+    model = models.relayout(model, data_format)
+    _, (X_test, _), _ = data.get_data_mnist(recipe.normalize)
+    x_test = data.prepare_inputs(X_test, recipe.input_kind, data_format, **recipe.input_options)
+    model.predict(x_test[:1000], batch_size=1000, verbose=0)  # warm-up: trace the function
+    best = float("inf")
+    for _ in range(3):
+        started = time.perf_counter()
+        model.predict(x_test, batch_size=1000, verbose=0)
+        best = min(best, time.perf_counter() - started)
+    return len(x_test) / best
+
+
+def bench_row(name, data_format, precision, epochs, train_limit, peak, workdir):
+    recipe = models.MODELS[name]
+    result = train.train_and_evaluate(name, out=workdir, epochs=epochs, data_format=data_format,
+                                      precision=precision, train_limit=train_limit, verbose=0)
+    seconds = [row["seconds"] for row in result["history"]]
+    epoch_seconds = min(seconds)  # the least disturbed epoch; all of them are in the history
+    images = train_limit or 60000
+    flops = training_flops_per_image(models.build_model(name, data_format=data_format or "channels_last"))
+    achieved = flops * images / epoch_seconds / 1e9
+    return {
+        "model": name, "layout": data_format or "-", "precision": precision, "epoch_seconds": epoch_seconds,
+        "all_epochs": seconds, "train_images_per_second": images / epoch_seconds,
+        "inference_images_per_second": inference_images_per_second(result["filename"], recipe),
+        "mflop_per_image": flops / 1e6, "gflops": achieved, "peak_fraction": achieved / peak,
+        "error_rate": result["error_rate"],
+    }
+
+
+def try_options(peak, train_limit, workdir):
+    """What else was tried on the small CNN: XLA and steps_per_execution (fp32, channels_last, validation included)."""
+    import keras
+    import tensorflow as tf
+
+    import data
+
+    (X_train, y_train), (X_test, y_test), _ = data.get_data_mnist(True)
+    images = train_limit or len(X_train)
+    x = data.prepare_inputs(X_train[:images], "image", "channels_last")
+    x_test = data.prepare_inputs(X_test, "image", "channels_last")
+    flops = training_flops_per_image(models.build_model("small", data_format="channels_last"))
+    from tensorflow.python.framework import config as tf_config
+
+    steps = -(-images // 200)
+    rows = []
+    for label, options in (("jit_compile=True (XLA; Keras allows it only without op determinism)",
+                            {"jit_compile": True}),
+                           (f"steps_per_execution={min(50, steps)}", {"steps_per_execution": min(50, steps)})):
+        keras.utils.set_random_seed(7)
+        if options.get("jit_compile"):
+            tf_config.disable_op_determinism()
+        else:
+            tf.config.experimental.enable_op_determinism()
+        model = models.build_model("small", data_format="channels_last")
+        model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"], **options)
+        batches = train.epoch_batches(x, y_train[:images], 200, 7, 0, 2)
+        times = []
+        callback = keras.callbacks.LambdaCallback(on_epoch_begin=lambda e, l: times.append(time.perf_counter()),
+                                                  on_epoch_end=lambda e, l: times.append(time.perf_counter()))
+        model.fit(batches, steps_per_epoch=steps, epochs=2, shuffle=False, validation_data=(x_test, y_test),
+                  validation_batch_size=200, callbacks=[callback], verbose=0)
+        seconds = times[3] - times[2]  # the second epoch: compilation is done
+        rows.append((label, seconds, flops * images / seconds / 1e9 / peak))
+    tf.config.experimental.enable_op_determinism()
+    return rows
+
+
+def machine_lines(peak):
+    import keras
+    import tensorflow as tf
+
+    gpus = [d.name for d in tf.config.list_physical_devices("GPU")]
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                cwd=Path(__file__).parent).stdout.strip() or "unknown"
+    except OSError:
+        commit = "unknown"
+    return [
+        f"- Machine: {train.machine_description()}; GPU: {', '.join(gpus) or 'none'}",
+        f"- float32 matmul peak measured in this run (4096x4096, TensorFlow): {peak:.0f} GFLOP/s",
+        f"- Versions: Python {platform.python_version()}, TensorFlow {tf.__version__}, Keras {keras.__version__}",
+        f"- Commit: {commit}; command: `python {' '.join(sys.argv)}`",
+    ]
+
+
+def main(argv=None):
+    parser = train.OneLineErrorParser(description=__doc__.split("\n\n")[0],
+                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--models", default=",".join(DEFAULT_MODELS), help="comma-separated registry names")
+    parser.add_argument("--epochs", type=int, default=2, help="epochs per row; the fastest epoch is reported")
+    parser.add_argument("--train-limit", type=int, metavar="N", help="train on the first N images only")
+    parser.add_argument("--no-extras", action="store_true",
+                        help="skip the channels_first, bf16 and XLA / steps_per_execution rows")
+    parser.add_argument("--out", default="results/BENCH.md", help="the markdown report")
+    args = parser.parse_args(argv)
+    names = args.models.split(",")
+    for name in names:
+        if name not in models.MODELS or models.MODELS[name].input_kind == "xray":
+            parser.error(f"argument --models: {name!r} is not an MNIST recipe")
+    with models.native_log_filter():
+        return run(args, names)
+
+
+def run(args, names):
+    train.configure_device("auto")
+    peak = matmul_peak_gflops()
+    print(f"float32 matmul peak: {peak:.0f} GFLOP/s", flush=True)
+    plan = [(name, "channels_last" if models.MODELS[name].data_format else None, "fp32") for name in names]
+    if not args.no_extras:
+        plan += [("small", "channels_first", "fp32")]  # the sheet's own layout
+        plan += [(name, layout, "bf16") for name, layout, _ in plan if name in ("small", "medium", "large")
+                 and layout != "channels_first"]
+    rows = []
+    with tempfile.TemporaryDirectory() as workdir:
+        for name, data_format, precision in plan:
+            row = bench_row(name, data_format, precision, args.epochs, args.train_limit, peak, workdir)
+            rows.append(row)
+            print(f"{name:15s} {row['layout']:15s} {precision}: {row['epoch_seconds']:6.1f} s/epoch "
+                  f"({row['peak_fraction'] * 100:.0f}% of peak), inference {row['inference_images_per_second']:,.0f} "
+                  f"img/s", flush=True)
+        extras = [] if args.no_extras else try_options(peak, args.train_limit, workdir)
+    write_report(args, rows, extras, peak)
+    print(f"Wrote {args.out}")
+    return 0
+
+
+def write_report(args, rows, extras, peak):
+    images = args.train_limit or 60000
+    lines = [
+        "# Benchmark", "",
+        f"Written by `python bench.py`. Training: the fastest of {args.epochs} epochs of {images:,} images through "
+        "train.py's own path (validation on the test set included, as in the sheet); inference: the 10,000 test "
+        "images, batch 1000, best of 3. *% of peak*: achieved training GFLOP/s over the float32 matmul peak "
+        "measured in the same run.", "",
+        "| model | layout | precision | s/epoch | all epochs (s) | train img/s | inference img/s | "
+        "train MFLOP/img | GFLOP/s | % of peak | error rate |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        lines.append(
+            f"| {row['model']} | {row['layout']} | {row['precision']} | {row['epoch_seconds']:.1f} | "
+            f"{', '.join(f'{s:.1f}' for s in row['all_epochs'])} | {row['train_images_per_second']:,.0f} | "
+            f"{row['inference_images_per_second']:,.0f} | {row['mflop_per_image']:.1f} | {row['gflops']:.0f} | "
+            f"{row['peak_fraction'] * 100:.0f}% | {row['error_rate']:.2f}% |")
+    if extras:
+        lines += ["", "Also tried on the small CNN (fp32, channels_last, the second of two epochs, validation included):",
+                  "",
+                  "| option | s/epoch | % of peak |", "|---|---|---|"]
+        lines += [f"| {label} | {seconds:.1f} | {fraction * 100:.0f}% |" for label, seconds, fraction in extras]
+    lines += ["", *machine_lines(peak), ""]
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text("\n".join(lines))
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    sys.exit(main())
