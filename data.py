@@ -250,7 +250,7 @@ def _hog_chunk(images, orientations, pixels_per_cell):
     ]).astype(np.float32)
 
 
-def _worker_count():
+def worker_count():
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:
@@ -282,7 +282,7 @@ def hog_features(images, orientations=8, pixels_per_cell=4, cache=True):
             pass
         path.unlink(missing_ok=True)  # damaged: computed again below
 
-    workers = min(_worker_count(), max(1, len(images) // 2000))
+    workers = min(worker_count(), max(1, len(images) // 2000))
     if workers == 1:
         features = _hog_chunk(images, orientations, pixels_per_cell)
     else:
@@ -297,7 +297,9 @@ def hog_features(images, orientations=8, pixels_per_cell=4, cache=True):
             features = np.concatenate(list(parts))
     if cache:
         try:
-            write_npz_atomically(path, features=features, sha256=hashlib.sha256(features.tobytes()).hexdigest())
+            # uncompressed: float features hardly compress, and reading them back stays well under a second
+            write_npz_atomically(path, compress=False, features=features,
+                                 sha256=hashlib.sha256(features.tobytes()).hexdigest())
         except OSError:
             pass
     return features

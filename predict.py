@@ -13,16 +13,21 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+from scipy import ndimage
+from skimage.transform import resize
 
 import data
+import evaluate
+import models
+import persistence
+import train
 
 DEFAULT_MODEL = "large"
 
 
 def load_grayscale(path):
     """A 2-D float array 0..255 from any image file Pillow reads; DataError otherwise."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
-
     path = Path(path)
     try:
         with Image.open(path) as image:
@@ -40,9 +45,6 @@ def load_grayscale(path):
 
 def to_mnist(gray, source="image"):
     """A (28, 28) float32 array 0..1, light ink on black, prepared as MNIST's digits were."""
-    from scipy import ndimage
-    from skimage.transform import resize
-
     border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
     if np.median(border) > 127:  # light paper: make the ink the bright part, as in MNIST
         gray, border = 255 - gray, 255 - border
@@ -67,8 +69,6 @@ def to_mnist(gray, source="image"):
 
 def default_pair(name):
     """The pair trained here, else the one committed under results/models/."""
-    import train
-
     for root in (Path(train.DEFAULT_OUT), Path(__file__).resolve().parent / "results"):
         candidate = root / "models" / name
         if Path(f"{candidate}.json").is_file():
@@ -78,9 +78,6 @@ def default_pair(name):
 
 def predict(model, images, normalize=True):
     """Class probabilities (N, 10) for (N, 28, 28) images 0..1."""
-    import evaluate
-    import models
-
     recipe = models.recipe_for(model)
     X = images.reshape(-1, 1, 28, 28) * (1 if normalize else 255)
     data_format = models.model_data_format(model)
@@ -90,9 +87,7 @@ def predict(model, images, normalize=True):
 
 
 def parse_args(argv=None):
-    from train import OneLineErrorParser
-
-    parser = OneLineErrorParser(description="Classify photos or scans of handwritten digits with a trained pair.",
+    parser = train.OneLineErrorParser(description="Classify photos or scans of handwritten digits with a trained pair.",
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files, one digit each")
     parser.add_argument("--model", default=DEFAULT_MODEL, help="registry name of a trained MNIST model")
@@ -104,17 +99,11 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    import models
-
     with models.native_log_filter():
         return _run(args)
 
 
 def _run(args):
-    import models
-    import persistence
-    import train
-
     try:
         pair = Path(args.pair) if args.pair else default_pair(args.model)
         model = persistence.load_keras_model(pair)
@@ -137,8 +126,6 @@ def _run(args):
         top = np.argsort(probabilities)[::-1][:3]
         print(f"{path}: {top[0]}   (top 3: " + ", ".join(f"{k} {probabilities[k] * 100:.1f}%" for k in top) + ")")
         if args.show:
-            from PIL import Image
-
             shown = Path(f"{Path(path).stem}_28x28.png")
             Image.fromarray((digit * 255).astype(np.uint8)).save(shown)
             print(f"  the model saw: {shown}")

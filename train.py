@@ -239,12 +239,13 @@ def train_and_evaluate(name, out=DEFAULT_OUT, epochs=None, batch_size=None, seed
         if checkpoint is not None:
             checkpoint.save(model, epochs_log)
 
-    recorder = keras.callbacks.LambdaCallback(on_epoch_begin=lambda epoch, logs: epoch_started.append(time.perf_counter()),
-                                              on_epoch_end=end_of_epoch)
+    recorder = keras.callbacks.LambdaCallback(
+        on_epoch_begin=lambda epoch, logs: epoch_started.append(time.perf_counter()), on_epoch_end=end_of_epoch)
     model.fit(**fit_data, epochs=epochs, callbacks=[keras.callbacks.TerminateOnNaN(), recorder, *callbacks],
               verbose=verbose)
     if len(epochs_log) < epochs:
-        kept = f"; the last good epoch ({len(epochs_log)}) is kept in {checkpoint.path}" if epochs_log and checkpoint else ""
+        kept = (f"; the last good epoch ({len(epochs_log)}) is kept in {checkpoint.path}"
+                if epochs_log and checkpoint else "")
         raise UsageError(f"the loss became NaN or infinite in epoch {len(epochs_log) + 1}{kept}; nothing was saved. "
                          "Normalise the inputs (drop --no-normalize) or lower the learning rate")
     train_seconds = sum(row["seconds"] for row in epochs_log)
@@ -295,14 +296,18 @@ def read_history(filename):
 
 
 def machine_description():
-    """CPU model and core count, for result tables."""
-    cpu = platform.processor() or platform.machine()
+    """CPU model, core count and the vector extensions that matter for speed, for result tables."""
+    cpu, flags = platform.processor() or platform.machine(), set()
     try:
         with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+            lines = f.read().splitlines()
+        cpu = next(line.split(":", 1)[1].strip() for line in lines if line.startswith("model name"))
+        flags = set(next(line.split(":", 1)[1] for line in lines if line.startswith("flags")).split())
     except (OSError, StopIteration):
         pass
-    return f"{cpu}, {os.cpu_count()} cores"
+    extensions = [name for flag, name in (("avx512f", "AVX-512"), ("avx512_bf16", "AVX-512 BF16"),
+                                          ("amx_bf16", "AMX")) if flag in flags]
+    return f"{cpu}, {os.cpu_count()} cores" + (f" ({', '.join(extensions)})" if extensions else "")
 
 
 class OneLineErrorParser(argparse.ArgumentParser):

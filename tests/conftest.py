@@ -1,8 +1,11 @@
 """Shared fixtures: the repository on sys.path, quiet TensorFlow, one tiny trained pair."""
 
+import atexit
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -10,6 +13,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Derived data (the MNIST cache, HOG features of test slices) goes to a temporary cache, not the user's.
+os.environ["MNIST_LABS_CACHE"] = tempfile.mkdtemp(prefix="mnist-labs-tests-")
+atexit.register(shutil.rmtree, os.environ["MNIST_LABS_CACHE"], ignore_errors=True)
 
 
 def run_script(*args, cwd=ROOT, env=None):

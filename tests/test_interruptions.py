@@ -11,7 +11,7 @@ import pytest
 
 import persistence
 import train
-from conftest import ROOT, last_line, run_script
+from conftest import ROOT, last_line
 
 RUN = dict(epochs=3, train_limit=400, test_limit=100, verbose=0)
 

@@ -1,14 +1,12 @@
 """bench.py's FLOP count, bf16 training, and MirroredStrategy on two logical CPUs."""
 
 import json
-import sys
 
-import pytest
 
 import bench
 import models
 import train
-from conftest import ROOT, run_script
+from conftest import run_script
 
 
 def test_training_flops_of_the_small_cnn_from_its_layer_shapes():
