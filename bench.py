@@ -72,13 +72,11 @@ def matmul_peak_gflops(size=4096, repeats=5):
     return 2 * size**3 / best / 1e9
 
 
-def inference_images_per_second(filename, recipe):
-    """Test-set images per second for a saved pair, computed in train.py's layout (best of 3)."""
+def inference_images_per_second(filename, recipe, data_format):
+    """Test-set images per second for a saved (float32) pair computed in data_format (best of 3)."""
     import persistence
 
-    model = persistence.load_keras_model(filename)
-    data_format = train.compute_data_format("cpu") if recipe.data_format else None
-    model = models.relayout(model, data_format)
+    model = models.relayout(persistence.load_keras_model(filename), data_format)
     _, (X_test, _), _ = data.get_data_mnist(recipe.normalize)
     x_test = data.prepare_inputs(X_test, recipe.input_kind, data_format, **recipe.input_options)
     model.predict(x_test[:1000], batch_size=1000, verbose=0)  # warm-up: trace the function
@@ -102,7 +100,7 @@ def bench_row(name, data_format, precision, epochs, train_limit, peak, workdir):
     return {
         "model": name, "layout": data_format or "-", "precision": precision, "epoch_seconds": epoch_seconds,
         "all_epochs": seconds, "train_images_per_second": images / epoch_seconds,
-        "inference_images_per_second": inference_images_per_second(result["filename"], recipe),
+        "inference_images_per_second": inference_images_per_second(result["filename"], recipe, data_format),
         "mflop_per_image": flops / 1e6, "gflops": achieved, "peak_fraction": achieved / peak,
         "error_rate": result["error_rate"],
     }
@@ -282,8 +280,8 @@ def write_report(args, rows, extras, peak, hog=None):
     lines = [
         "# Benchmark", "",
         f"Written by `python bench.py`. Training: the fastest of {args.epochs} epochs of {images:,} images through "
-        "train.py's own path (validation on the test set included, as in the sheet); inference: the 10,000 test "
-        "images, batch 1000, best of 3. *% of peak*: achieved training GFLOP/s over the float32 matmul peak "
+        "train.py's own path (validation on the test set included, as in the sheet); inference: the saved float32 "
+        "pair in the row's layout on the 10,000 test images, batch 1000, best of 3. *% of peak*: achieved training GFLOP/s over the float32 matmul peak "
         "measured in the same run.", "",
         "| model | layout | precision | s/epoch | all epochs (s) | train img/s | inference img/s | "
         "train MFLOP/img | GFLOP/s | % of peak | error rate |",

@@ -103,8 +103,8 @@ def models_dir(directory):
     return directory / "models" if (directory / "models").is_dir() else directory
 
 
-def input_kind_of(model):
-    recipe = models.recipe_for(model)
+def input_kind_of(model, recipe=None):
+    recipe = recipe or models.recipe_for(model)
     if recipe is not None:
         return recipe.input_kind
     return "image" if len(model.input_shape) == 4 else "flat"
@@ -133,8 +133,8 @@ def evaluate_pair(filename, test_sets, normalize=None, data_dir=None, plots_dir=
     model = persistence.load_keras_model(filename)
     history = read_history(filename) or {}
     config = history.get("config", {})
-    recipe = models.recipe_for(model)
-    input_kind = input_kind_of(model)
+    recipe = models.recipe_for(model, history)
+    input_kind = input_kind_of(model, recipe)
     run = Path(filename).name
     print(f"== {filename}")
     metrics = None
@@ -172,7 +172,7 @@ def evaluate_pair(filename, test_sets, normalize=None, data_dir=None, plots_dir=
     error_rate = 100 - test_accuracy * 100
     reference = recipe.reference_error if recipe else None
     return {
-        "run": run, "model": model.name, "keras_model": model, "recipe": recipe, "parameters": model.count_params(),
+        "run": run, "model": recipe.name if recipe else model.name, "keras_model": model, "recipe": recipe, "parameters": model.count_params(),
         "config": config, "epochs": config.get("epochs"), "normalize": normalize, "test_loss": test_loss,
         "accuracy": test_accuracy, "error_rate": error_rate, "reference": reference,
         "difference": distance_outside(error_rate, reference), "metrics": metrics,
@@ -293,6 +293,8 @@ def write_report(rows, path):
     notes = [f"- **{name}**: {runs[0]['recipe'].note}" for name, runs in group_by_model(rows).items()
              if runs[0]["recipe"] is not None and runs[0]["recipe"].note]
     sources = [f"- **{name}**: {format_reference(runs[0]['reference'])}, {runs[0]['recipe'].reference_source}"
+               + (f"; the sheet's test loss {runs[0]['recipe'].reference_loss:.4f}, ours {runs[0]['test_loss']:.4f}"
+                  if runs[0]["recipe"].reference_loss else "")
                for name, runs in group_by_model(rows).items() if runs[0]["reference"] is not None]
     configs = [row["config"] for row in rows if row["config"]]
     devices = sorted({config.get("device", "?") for config in configs}) or ["?"]

@@ -108,7 +108,7 @@ def _run(args):
         pair = Path(args.pair) if args.pair else default_pair(args.model)
         model = persistence.load_keras_model(pair)
         history = train.read_history(pair) or {}
-        recipe = models.recipe_for(model)
+        recipe = models.recipe_for(model, history)
         if recipe is None or recipe.input_kind not in ("image", "flat", "hog"):
             raise train.UsageError(f"{pair}: not an MNIST digit model")
         normalize = history.get("config", {}).get("normalize", recipe.normalize)
