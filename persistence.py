@@ -47,8 +47,6 @@ def _fsync(path):
 
 def save_keras_model(model, filename):
     """Write model to filename.json + filename.weights.h5, atomically."""
-    import keras
-
     json_path, weights_path = pair_paths(filename)
     json_path.parent.mkdir(parents=True, exist_ok=True)
     # serialize model to JSON
@@ -59,9 +57,9 @@ def save_keras_model(model, filename):
     try:
         with open(json_temporary, "w") as json_file:
             json_file.write(model_json)
-        # serialize weights to HDF5; through an uncompiled copy, so the file holds the layers' weights
-        # only (a compiled model would add its optimizer's state, which the sheet's pair never had)
-        weights_only = keras.models.model_from_json(model_json)
+        # serialize weights to HDF5; through an uncompiled copy, so the file holds the layers' weights only:
+        # a compiled model adds its optimizer's slots, 2x more for adam
+        weights_only = _model_from_json(model_json)
         weights_only.set_weights(model.get_weights())
         weights_only.save_weights(weights_temporary)
         with h5py.File(weights_temporary, "a") as f:
@@ -124,9 +122,13 @@ def load_keras_model(filename, compile=True):
 
 
 def _model_from_json(model_json):
+    """Build (not compile: load_keras_model compiles) the model that model_json describes."""
     import keras
 
-    model = keras.models.model_from_json(model_json)
+    config = json.loads(model_json)
+    if isinstance(config, dict):
+        config.pop("compile_config", None)  # compiling here would build optimizer slots the weights file lacks
+    model = keras.models.model_from_json(json.dumps(config))
     if not isinstance(model, keras.Model):
         raise ValueError(f"the JSON describes a {type(model).__name__}, not a model")
     return model

@@ -69,3 +69,14 @@ def test_non_hdf5_weights_are_a_pair_error(tmp_path):
     (tmp_path / "m.weights.h5").write_bytes(b"\x00garbage" * 100)
     with pytest.raises(persistence.PairError, match="not a readable HDF5 weights file"):
         persistence.load_keras_model(tmp_path / "m")
+
+
+def test_weights_file_holds_the_layers_weights_only(tmp_path):
+    import h5py
+
+    model = models.build_model("medium")
+    persistence.save_keras_model(model, tmp_path / "m")
+    stored = []
+    with h5py.File(tmp_path / "m.weights.h5", "r") as f:
+        f.visititems(lambda name, item: stored.append(item.size) if isinstance(item, h5py.Dataset) else None)
+    assert sum(stored) == model.count_params()  # no optimizer slots
