@@ -1,6 +1,9 @@
 """The README's promises: CI runs its test command, and its results table is RESULTS.md's."""
 
 import re
+import subprocess
+
+import pytest
 
 from conftest import ROOT
 
@@ -19,8 +22,17 @@ def test_ci_runs_the_readme_test_command():
     assert readme_commands()[1].strip() in (ROOT / ".ci" / "run").read_text()
 
 
-def test_readme_results_table_is_results_md_table():
-    readme = (ROOT / "README.md").read_text()
+def committed(path):
+    """A file as committed at HEAD: running the quick start rewrites results/RESULTS.md in the work tree."""
+    try:
+        return subprocess.run(["git", "show", f"HEAD:{path}"], cwd=ROOT, capture_output=True, text=True,
+                              check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        pytest.skip("not a git checkout: the committed README and RESULTS.md cannot be compared")
+
+
+def test_committed_readme_results_table_is_results_md_table():
+    readme = committed("README.md")
     table = readme.split("<!-- results:start -->\n", 1)[1].split("\n<!-- results:end -->", 1)[0]
     assert table.startswith("| model | sheet | parameters |")
-    assert table in (ROOT / "results" / "RESULTS.md").read_text()
+    assert table in committed("results/RESULTS.md")
