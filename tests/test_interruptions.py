@@ -124,7 +124,9 @@ def test_full_disk_is_one_line_and_keeps_the_previous_pair(tmp_path, monkeypatch
 def test_ctrl_c_is_one_line_naming_resume(tmp_path):
     process = subprocess.Popen([sys.executable, "train.py", "--model", "small", "--epochs", "50", "--train-limit",
                                 "2000", "--out", str(tmp_path)], cwd=ROOT, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+                               stderr=subprocess.PIPE, text=True,
+                               # a shell's background job inherits SIGINT ignored; a terminal's Ctrl-C is not
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     for line in process.stdout:  # wait for a finished epoch
         if "val_accuracy" in line:
             break
