@@ -298,6 +298,7 @@ def write_report(rows, path):
                for name, runs in group_by_model(rows).items() if runs[0]["reference"] is not None]
     configs = [row["config"] for row in rows if row["config"]]
     devices = sorted({config.get("device", "?") for config in configs}) or ["?"]
+    machines = sorted({config["machine"] for config in configs if config.get("machine")}) or ["unknown"]
     total = sum(config.get("train_seconds", 0) for config in configs)
     text = "\n".join([
         "# Results", "",
@@ -309,7 +310,7 @@ def write_report(rows, path):
         *(["## Notes", "", *notes, ""] if notes else []),
         "## Weights per layer (ARN sheet, part 3)", "", parameters_table(rows), "",
         "## Where these numbers come from", "",
-        f"- Machine: {machine_description()}; trained on: {', '.join(devices)}",
+        f"- Trained on: {'; '.join(machines)} ({', '.join(devices)}); evaluated on: {machine_description()}",
         f"- Training time, all {len(configs)} runs: {total / 60:.1f} min",
         f"- Versions: Python {platform.python_version()}, TensorFlow {tf.__version__}, Keras {keras.__version__}, "
         f"NumPy {np.__version__}",

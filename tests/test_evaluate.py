@@ -54,7 +54,8 @@ def test_report_and_figures_for_a_results_dir(tiny_run, capsys):
     assert evaluate.main([str(out), "--test-limit", "300"]) == 0
     report = (out / "RESULTS.md").read_text()
     assert "| small | INSAT TP3 | 203,434 | 1 | 200 | adam | yes |" in report
-    assert "- Machine: " in report and "TensorFlow 2.21.0, Keras 3." in report and "- Commit: " in report
+    assert "- Trained on: " in report and "evaluated on: " in report
+    assert "TensorFlow 2.21.0, Keras 3." in report and "- Commit: " in report
     for figure in ("history", "confusion", "errors"):
         assert (out / "plots" / f"small_{figure}.png").stat().st_size > 5000
     assert (out / "plots" / "small_errors.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
