@@ -2,7 +2,7 @@
 
 Pairs written by Keras 2 (`filename.json` + `filename.h5`, from the sheet's own
 code on tf.keras 2.x or on the tutorial's Keras 2.0) load too: see
-_model_from_legacy_json and _load_legacy_weights.
+_model_from_legacy_json and _set_legacy_weights.
 
 The pair for `filename` is:
   filename.json        model.to_json(), as in the sheet
@@ -59,7 +59,7 @@ def save_keras_model(model, filename):
             json_file.write(model_json)
         # serialize weights to HDF5; through an uncompiled copy, so the file holds the layers' weights only:
         # a compiled model adds its optimizer's slots, 2x more for adam
-        weights_only = _model_from_json(model_json)
+        weights_only = _model_from_config(json.loads(model_json))
         weights_only.set_weights(model.get_weights())
         weights_only.save_weights(weights_temporary)
         with h5py.File(weights_temporary, "a") as f:
@@ -105,7 +105,7 @@ def load_keras_model(filename, compile=True):
         raise PairError(f"{weights_path}: these weights were saved with another {json_path.name}; save the pair again")
     try:
         # load json and create model (safe mode: no Lambda code is run)
-        loaded_model = _model_from_legacy_json(config) if _is_legacy(config) else _model_from_json(model_json)
+        loaded_model = _model_from_legacy_json(config) if _is_legacy(config) else _model_from_config(config)
     except Exception as error:
         raise PairError(f"{json_path}: Keras cannot build this model ({_short(error)})") from None
     try:
@@ -121,13 +121,12 @@ def load_keras_model(filename, compile=True):
     return loaded_model
 
 
-def _model_from_json(model_json):
-    """Build (not compile: load_keras_model compiles) the model that model_json describes."""
+def _model_from_config(config):
+    """Build (not compile: load_keras_model compiles) the model that a parsed model JSON describes."""
     import keras
 
-    config = json.loads(model_json)
-    if isinstance(config, dict):
-        config.pop("compile_config", None)  # compiling here would build optimizer slots the weights file lacks
+    # compiling here would build optimizer slots the weights file lacks
+    config = {key: value for key, value in config.items() if key != "compile_config"}
     model = keras.models.model_from_json(json.dumps(config))
     if not isinstance(model, keras.Model):
         raise ValueError(f"the JSON describes a {type(model).__name__}, not a model")

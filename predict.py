@@ -76,12 +76,12 @@ def default_pair(name):
     raise train.UsageError(f"no trained {name!r} pair in results/models/; run: python train.py --model {name}")
 
 
-def predict(model, images, normalize=True):
-    """Class probabilities (N, 10) for (N, 28, 28) images 0..1."""
-    recipe = models.recipe_for(model)
+def predict(model, images, normalize=True, recipe=None):
+    """Class probabilities (N, 10) for (N, 28, 28) images 0..1; recipe defaults to the model's own."""
+    recipe = recipe or models.recipe_for(model)
     X = images.reshape(-1, 1, 28, 28) * (1 if normalize else 255)
     data_format = models.model_data_format(model)
-    inputs = data.prepare_inputs(X, evaluate.input_kind_of(model), data_format,
+    inputs = data.prepare_inputs(X, evaluate.input_kind_of(model, recipe), data_format,
                                  **(recipe.input_options if recipe else {}))
     return model.predict(inputs, verbose=0)
 
@@ -122,7 +122,7 @@ def _run(args):
             print(f"predict.py: error: {error}", file=sys.stderr)
             failures += 1
             continue
-        probabilities = predict(model, digit[None], normalize)[0]
+        probabilities = predict(model, digit[None], normalize, recipe)[0]
         top = np.argsort(probabilities)[::-1][:3]
         print(f"{path}: {top[0]}   (top 3: " + ", ".join(f"{k} {probabilities[k] * 100:.1f}%" for k in top) + ")")
         if args.show:
