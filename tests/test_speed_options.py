@@ -1,7 +1,9 @@
-"""bench.py's FLOP count, bf16 training, and MirroredStrategy on two logical CPUs."""
+"""bench.py's FLOP count, sliced batches, bf16 training, and MirroredStrategy on two logical CPUs."""
 
 import json
 
+import keras
+import numpy as np
 
 import bench
 import models
@@ -19,6 +21,61 @@ def test_training_flops_of_the_small_cnn_from_its_layer_shapes():
     assert bench.training_flops_per_image(channels_first) == expected
 
 
+def test_sliced_batches_take_the_whole_batch_mean_gradient():
+    # SGD with learning rate 1: the change of every weight is the gradient itself. 70 images in slices of 20
+    # (20, 20, 20, 10) and of 64 (64, 6): unequal slices must weigh by their share of the batch.
+    rng = np.random.default_rng(0)
+    x = rng.random((70, 28, 28, 1), dtype="float32")
+    y = keras.utils.to_categorical(rng.integers(0, 10, 70), 10)
+    gradients, losses = [], []
+    for slice_size in (None, 20, 64):
+        keras.utils.set_random_seed(7)
+        model = models.build_model("small", data_format="channels_last")
+        model.compile(optimizer=keras.optimizers.SGD(learning_rate=1.0), loss="categorical_crossentropy",
+                      metrics=["accuracy"])
+        before = model.get_weights()
+        if slice_size:
+            train.slice_train_step(model, slice_size)
+        history = model.fit(x, y, batch_size=70, epochs=1, verbose=0, shuffle=False).history
+        gradients.append([b - a for a, b in zip(model.get_weights(), before)])
+        losses.append((history["loss"][0], history["accuracy"][0]))
+    whole = gradients[0]
+    for sliced in gradients[1:]:
+        for g, s in zip(whole, sliced):
+            np.testing.assert_allclose(s, g, rtol=0, atol=1e-4 * np.abs(g).max())
+    np.testing.assert_allclose(losses[1:], [losses[0]] * 2, rtol=1e-6)  # same logged loss and accuracy
+
+
+def test_train_py_slices_the_small_cnn_on_a_cpu_in_fp32_only(tmp_path):
+    fp32 = train.train_and_evaluate("small", out=tmp_path, epochs=1, train_limit=400, test_limit=100, verbose=0)
+    history = json.loads((tmp_path / "models" / "small.history.json").read_text())
+    assert history["config"]["slice_size"] == models.MODELS["small"].cpu_slice_size == 20
+    assert fp32["error_rate"] < 85
+    train.train_and_evaluate("medium", out=tmp_path, epochs=1, train_limit=400, test_limit=100, verbose=0)
+    history = json.loads((tmp_path / "models" / "medium.history.json").read_text())
+    assert history["config"]["slice_size"] is None
+
+
+def test_steps_per_execution_never_crosses_an_epoch():
+    assert train.steps_per_execution(300) == 50  # the INSAT recipes: 60,000 / 200
+    assert train.steps_per_execution(469) == 7  # 60,000 / 128 rounded up = 7 x 67
+    assert train.steps_per_execution(11) == 11
+    assert train.steps_per_execution(53) == 1
+
+
+def test_several_batches_per_call_change_no_number(tmp_path, monkeypatch):
+    runs = []
+    for most in (1, train.STEPS_PER_EXECUTION):
+        monkeypatch.setattr(train, "STEPS_PER_EXECUTION", most)
+        result = train.train_and_evaluate("medium", out=tmp_path / str(most), epochs=2, train_limit=2200,
+                                          test_limit=300, verbose=0)  # 11 batches per epoch: 1 call or 11
+        runs.append(result)
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+        assert [row[key] for row in runs[0]["history"]] == [row[key] for row in runs[1]["history"]]
+    for a, b in zip(runs[0]["model"].get_weights(), runs[1]["model"].get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_bf16_trains_and_saves_a_float32_pair(tmp_path):
     result = train.train_and_evaluate("small", out=tmp_path, epochs=1, train_limit=1000, test_limit=300,
                                       precision="bf16", verbose=0)
@@ -28,6 +85,7 @@ def test_bf16_trains_and_saves_a_float32_pair(tmp_path):
                 if isinstance(layer["config"].get("dtype"), dict)}
     assert policies == {"float32"}
     assert all(w.dtype == "float32" for w in result["model"].get_weights())
+    assert json.loads((tmp_path / "models" / "small.history.json").read_text())["config"]["slice_size"] is None
     assert models.build_model("small").dtype_policy.name == "float32"  # the global policy is restored
 
 
