@@ -88,10 +88,23 @@ def inference_images_per_second(filename, recipe, data_format):
     return len(x_test) / best
 
 
-def bench_row(name, data_format, precision, epochs, train_limit, peak, workdir):
+def bench_row(name, data_format, precision, epochs, train_limit, peak, workdir, slice_size=None, steps_per_call=None,
+              inference=True):
+    """One row: train through train.py's own path, then time inference of the saved pair.
+
+    slice_size: as train.py's --slice-size (None: the recipe's choice); steps_per_call: train.STEPS_PER_EXECUTION
+    for this row only (None: train.py's own).
+    """
     recipe = models.MODELS[name]
-    result = train.train_and_evaluate(name, out=workdir, epochs=epochs, data_format=data_format,
-                                      precision=precision, train_limit=train_limit, verbose=0)
+    default_steps = train.STEPS_PER_EXECUTION
+    train.STEPS_PER_EXECUTION = steps_per_call or default_steps
+    try:
+        result = train.train_and_evaluate(name, out=workdir, epochs=epochs, data_format=data_format,
+                                          precision=precision, train_limit=train_limit, slice_size=slice_size,
+                                          verbose=0)
+    finally:
+        train.STEPS_PER_EXECUTION = default_steps
+    config = train.read_history(result["filename"])["config"]
     seconds = [row["seconds"] for row in result["history"]]
     epoch_seconds = min(seconds)  # the least disturbed epoch; all of them are in the history
     images = train_limit or 60000
@@ -99,46 +112,99 @@ def bench_row(name, data_format, precision, epochs, train_limit, peak, workdir):
     achieved = flops * images / epoch_seconds / 1e9
     return {
         "model": name, "layout": data_format or "-", "precision": precision, "epoch_seconds": epoch_seconds,
+        "slice_size": config["slice_size"], "steps_per_call": train.steps_per_execution(
+            -(-images // config["batch_size"]), steps_per_call or default_steps),
         "all_epochs": seconds, "train_images_per_second": images / epoch_seconds,
-        "inference_images_per_second": inference_images_per_second(result["filename"], recipe, data_format),
+        "inference_images_per_second": (inference_images_per_second(result["filename"], recipe, data_format)
+                                        if inference else None),
         "mflop_per_image": flops / 1e6, "gflops": achieved, "peak_fraction": achieved / peak,
         "error_rate": result["error_rate"],
     }
 
 
-def try_options(peak, train_limit, workdir):
-    """What else was tried on the small CNN: XLA and steps_per_execution (fp32, channels_last, validation included)."""
+# What else was tried, through train.py's path (label, model, precision, slice size, batches per compiled call).
+# The first two rows are train.py before this benchmark's last round of tuning: whole batches, one batch per call.
+TRIED = [
+    ("small, whole batches of 200, 1 batch per call", "small", "fp32", 0, 1),
+    ("medium, 1 batch per call", "medium", "fp32", None, 1),
+    ("small, whole batches of 200", "small", "fp32", 0, None),
+    ("small, slices of 50", "small", "fp32", 50, None),
+    ("medium, slices of 50", "medium", "fp32", 50, None),
+    ("small bf16, slices of 50", "small", "bf16", 50, None),
+]
+
+
+def try_options(peak, epochs, train_limit, workdir):
+    """The TRIED rows, then XLA on the small CNN (fp32, channels_last, validation included)."""
+    rows = []
+    for label, name, precision, slice_size, steps_per_call in TRIED:
+        row = bench_row(name, "channels_last", precision, epochs, train_limit, peak, workdir, slice_size=slice_size,
+                        steps_per_call=steps_per_call, inference=False)
+        rows.append((label, row["epoch_seconds"], row["peak_fraction"]))
+        print(f"tried {label}: {row['epoch_seconds']:.1f} s/epoch", flush=True)
+    return rows + [xla_row(peak, train_limit)]
+
+
+def xla_row(peak, train_limit):
+    """XLA (jit_compile) needs op determinism off, which Keras checks: the sheet's run would not repeat."""
     import keras
     import tensorflow as tf
+    from tensorflow.python.framework import config as tf_config
 
     (X_train, y_train), (X_test, y_test), _ = data.get_data_mnist(True)
     images = train_limit or len(X_train)
     x = data.prepare_inputs(X_train[:images], "image", "channels_last")
     x_test = data.prepare_inputs(X_test, "image", "channels_last")
     flops = training_flops_per_image(models.build_model("small", data_format="channels_last"))
-    from tensorflow.python.framework import config as tf_config
-
     steps = -(-images // 200)
-    rows = []
-    for label, options in (("jit_compile=True (XLA; Keras allows it only without op determinism)",
-                            {"jit_compile": True}),
-                           (f"steps_per_execution={min(50, steps)}", {"steps_per_execution": min(50, steps)})):
-        keras.utils.set_random_seed(7)
-        if options.get("jit_compile"):
-            tf_config.disable_op_determinism()
-        else:
-            tf.config.experimental.enable_op_determinism()
+    keras.utils.set_random_seed(7)
+    tf_config.disable_op_determinism()
+    try:
         model = models.build_model("small", data_format="channels_last")
-        model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"], **options)
+        model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"], jit_compile=True)
         batches = train.epoch_batches(x, y_train[:images], 200, 7, 0, 2)
         times = []
         callback = keras.callbacks.LambdaCallback(on_epoch_begin=lambda e, l: times.append(time.perf_counter()),
                                                   on_epoch_end=lambda e, l: times.append(time.perf_counter()))
         model.fit(batches, steps_per_epoch=steps, epochs=2, shuffle=False, validation_data=(x_test, y_test),
                   validation_batch_size=200, callbacks=[callback], verbose=0)
-        seconds = times[3] - times[2]  # the second epoch: compilation is done
-        rows.append((label, seconds, flops * images / seconds / 1e9 / peak))
-    tf.config.experimental.enable_op_determinism()
+    finally:
+        tf.config.experimental.enable_op_determinism()
+    seconds = times[3] - times[2]  # the second epoch: compilation is done
+    return ("small, jit_compile=True (XLA), whole batches; op determinism off", seconds,
+            flops * images / seconds / 1e9 / peak)
+
+
+def convolution_kernels(peak, repeats=20):
+    """GFLOP/s of the small CNN's 64->32 3x3 convolution (93% of its training FLOPs) alone, as TensorFlow runs it
+    (oneDNN on x86), for a batch of 200 and a slice of 20: the ceiling for any training loop around it."""
+    import tensorflow as tf
+
+    rows = []
+    for batch in (200, 20):
+        inputs = tf.random.stateless_uniform((batch, 26, 26, 64), seed=(1, 2))
+        kernel = tf.random.stateless_uniform((3, 3, 64, 32), seed=(3, 4))
+        gradient = tf.random.stateless_uniform((batch, 24, 24, 32), seed=(5, 6))
+        kernels = {
+            "forward": tf.function(lambda: tf.nn.conv2d(inputs, kernel, 1, "VALID")),
+            "weight gradients": tf.function(lambda: tf.raw_ops.Conv2DBackpropFilter(
+                input=inputs, filter_sizes=[3, 3, 64, 32], out_backprop=gradient, strides=[1, 1, 1, 1],
+                padding="VALID")),
+            "input gradients": tf.function(lambda: tf.raw_ops.Conv2DBackpropInput(
+                input_sizes=[batch, 26, 26, 64], filter=kernel, out_backprop=gradient, strides=[1, 1, 1, 1],
+                padding="VALID")),
+        }
+        flops = 2 * batch * 24 * 24 * 32 * 64 * 9
+        for label, kernel_function in kernels.items():
+            kernel_function().numpy()  # trace
+            best = float("inf")
+            for _ in range(3):
+                started = time.perf_counter()
+                for _ in range(repeats):
+                    result = kernel_function()
+                result.numpy()
+                best = min(best, (time.perf_counter() - started) / repeats)
+            rows.append((label, batch, best * 1000, flops / best / 1e9 / peak))
     return rows
 
 
@@ -159,39 +225,49 @@ def whole_run_seconds(log=Path("results/logs/train_all.txt")):
         return None
 
 
-def evaluate_all_seconds(results="results"):
-    """Wall time of `python evaluate.py results --no-report` (start-up included), or None without pairs."""
-    if not list(Path(results).glob("models/*.weights.h5")):
-        return None
-    started = time.perf_counter()
-    subprocess.run([sys.executable, "evaluate.py", results, "--no-report"], cwd=Path(__file__).parent,
-                   capture_output=True, check=True)
-    return time.perf_counter() - started
+def evaluate_seconds(results="results"):
+    """Wall times of `python evaluate.py ... --no-report` (start-up included): every saved pair, and one pair per
+    model (the seed-7 runs). Returns [(what, pairs, seconds)], empty without pairs."""
+    directory = Path(results) / "models"
+    everything = sorted(directory.glob("*.weights.h5"))
+    one_per_model = [directory / name for name in models.MODELS if (directory / f"{name}.weights.h5").is_file()]
+    timings = []
+    for what, paths, count in (("every saved pair", [results], len(everything)),
+                               ("one pair per model (seed 7)", one_per_model, len(one_per_model))):
+        if count:
+            started = time.perf_counter()
+            subprocess.run([sys.executable, "evaluate.py", *map(str, paths), "--no-report"],
+                           cwd=Path(__file__).parent, capture_output=True, check=True)
+            timings.append((what, count, time.perf_counter() - started))
+    return timings
 
 
 def hog_seconds():
-    """Seconds for HOG features (8 orientations, 4 px/cell) of all 70,000 images: computed, then from the cache."""
+    """Seconds for HOG features (8 orientations, 4 px/cell) of all 70,000 images: the faster of two computations
+    with an empty cache, then from the cache."""
     (X_train, _), (X_test, _), _ = data.get_data_mnist(True)
     images = np.concatenate([X_train, X_test])
-    with tempfile.TemporaryDirectory() as cache:
-        previous = os.environ.get("MNIST_LABS_CACHE")
-        os.environ["MNIST_LABS_CACHE"] = cache
-        try:
-            started = time.perf_counter()
-            data.hog_features(images, orientations=8, pixels_per_cell=4)
-            computed = time.perf_counter() - started
-            started = time.perf_counter()
-            data.hog_features(images, orientations=8, pixels_per_cell=4)
-            cached = time.perf_counter() - started
-        finally:
-            if previous is None:
-                del os.environ["MNIST_LABS_CACHE"]
-            else:
-                os.environ["MNIST_LABS_CACHE"] = previous
-    return computed, cached
+    computed = []
+    for _ in range(2):
+        with tempfile.TemporaryDirectory() as cache:
+            previous = os.environ.get("MNIST_LABS_CACHE")
+            os.environ["MNIST_LABS_CACHE"] = cache
+            try:
+                started = time.perf_counter()
+                data.hog_features(images, orientations=8, pixels_per_cell=4)
+                computed.append(time.perf_counter() - started)
+                started = time.perf_counter()
+                data.hog_features(images, orientations=8, pixels_per_cell=4)
+                cached = time.perf_counter() - started
+            finally:
+                if previous is None:
+                    del os.environ["MNIST_LABS_CACHE"]
+                else:
+                    os.environ["MNIST_LABS_CACHE"] = previous
+    return min(computed), cached
 
 
-def target_lines(rows, hog, sliced):
+def target_lines(rows, hog, sliced, evaluations=()):
     lines = ["| target | measured | met |", "|---|---|---|"]
     if hog is not None:
         computed, cached = hog
@@ -207,11 +283,9 @@ def target_lines(rows, hog, sliced):
     if whole is not None:
         lines.append(f"| `train.py --model all`, one seed: at most 10 min | {whole / 60:.1f} min "
                      f"(results/logs/train_all.txt) | {'yes' if whole <= 600 else 'no'} |")
-    evaluation = evaluate_all_seconds()
-    if evaluation is not None:
-        pairs = len(list(Path("results").glob("models/*.weights.h5")))
-        lines.append(f"| evaluate every saved model: at most 10 s | {evaluation:.1f} s for {pairs} pairs, "
-                     f"start-up included | {'yes' if evaluation <= 10 else 'no'} |")
+    for what, pairs, seconds in evaluations:
+        lines.append(f"| evaluate saved models: at most 10 s | {seconds:.1f} s for {what} ({pairs}), start-up "
+                     f"included | {'yes' if seconds <= 10 else 'no'} |")
     return lines
 
 
@@ -240,7 +314,8 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, default=2, help="epochs per row; the fastest epoch is reported")
     parser.add_argument("--train-limit", type=int, metavar="N", help="train on the first N images only")
     parser.add_argument("--no-extras", action="store_true",
-                        help="skip the channels_first, bf16 and XLA / steps_per_execution rows")
+                        help="skip the channels_first and bf16 rows, the options tried, the convolution kernels, "
+                             "and the HOG and evaluate.py timings")
     parser.add_argument("--out", default="results/BENCH.md", help="the markdown report")
     args = parser.parse_args(argv)
     names = args.models.split(",")
@@ -268,38 +343,51 @@ def run(args, names):
             print(f"{name:15s} {row['layout']:15s} {precision}: {row['epoch_seconds']:6.1f} s/epoch "
                   f"({row['peak_fraction'] * 100:.0f}% of peak), inference {row['inference_images_per_second']:,.0f} "
                   f"img/s", flush=True)
-        extras = [] if args.no_extras else try_options(peak, args.train_limit, workdir)
+        extras = [] if args.no_extras else try_options(peak, args.epochs, args.train_limit, workdir)
+    kernels = [] if args.no_extras else convolution_kernels(peak)
     hog = None if args.no_extras else hog_seconds()
-    write_report(args, rows, extras, peak, hog)
+    evaluations = [] if args.no_extras else evaluate_seconds()
+    write_report(args, rows, extras, peak, hog, kernels, evaluations)
     print(f"Wrote {args.out}")
     return 0
 
 
-def write_report(args, rows, extras, peak, hog=None):
+def write_report(args, rows, extras, peak, hog=None, kernels=(), evaluations=()):
     images = args.train_limit or 60000
     lines = [
         "# Benchmark", "",
         f"Written by `python bench.py`. Training: the fastest of {args.epochs} epochs of {images:,} images through "
-        "train.py's own path (validation on the test set included, as in the sheet); inference: the saved float32 "
-        "pair in the row's layout on the 10,000 test images, batch 1000, best of 3. *% of peak*: achieved training GFLOP/s over the float32 matmul peak "
-        "measured in the same run.", "",
-        "| model | layout | precision | s/epoch | all epochs (s) | train img/s | inference img/s | "
-        "train MFLOP/img | GFLOP/s | % of peak | error rate |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "train.py's own path and defaults (validation on the test set included, as in the sheet); *slices*: "
+        "images per gradient slice (train.py's `--slice-size`; - = whole batches); *per call*: batches per "
+        "compiled Keras call (`train.STEPS_PER_EXECUTION`, never across an epoch). Inference: the saved float32 "
+        "pair in the row's layout on the 10,000 test images, batch 1000, best of 3. *% of peak*: achieved "
+        "training GFLOP/s over the float32 matmul peak measured in the same run.", "",
+        "| model | layout | precision | slices | per call | s/epoch | all epochs (s) | train img/s | "
+        "inference img/s | train MFLOP/img | GFLOP/s | % of peak | error rate |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         lines.append(
-            f"| {row['model']} | {row['layout']} | {row['precision']} | {row['epoch_seconds']:.1f} | "
+            f"| {row['model']} | {row['layout']} | {row['precision']} | {row['slice_size'] or '-'} | "
+            f"{row['steps_per_call']} | {row['epoch_seconds']:.1f} | "
             f"{', '.join(f'{s:.1f}' for s in row['all_epochs'])} | {row['train_images_per_second']:,.0f} | "
             f"{row['inference_images_per_second']:,.0f} | {row['mflop_per_image']:.1f} | {row['gflops']:.0f} | "
             f"{row['peak_fraction'] * 100:.0f}% | {row['error_rate']:.2f}% |")
     if extras:
-        lines += ["", "Also tried on the small CNN (fp32, channels_last, the second of two epochs, "
-                  "validation included):",
-                  "",
+        lines += ["", "## Also tried", "",
+                  "Same path and measure (channels_last, validation included); what is not train.py's default "
+                  "measured slower or is not repeatable:", "",
                   "| option | s/epoch | % of peak |", "|---|---|---|"]
         lines += [f"| {label} | {seconds:.1f} | {fraction * 100:.0f}% |" for label, seconds, fraction in extras]
-    lines += ["", "## Targets", "", *target_lines(rows, hog, args.train_limit is not None), "", "## Machine", "", *machine_lines(peak), ""]
+    if kernels:
+        lines += ["", "## The convolution alone", "",
+                  "The small CNN's 64-to-32-channel 3x3 convolution carries 93% of its training FLOPs. Timed alone "
+                  "(TensorFlow's oneDNN kernels, best of 3 x 20 calls), it bounds what any training loop can reach "
+                  "on this machine:", "",
+                  "| kernel | images | ms | % of peak |", "|---|---|---|---|"]
+        lines += [f"| {label} | {batch} | {ms:.2f} | {fraction * 100:.0f}% |" for label, batch, ms, fraction in kernels]
+    lines += ["", "## Targets", "", *target_lines(rows, hog, args.train_limit is not None, evaluations), "", "## Machine", "",
+              *machine_lines(peak), ""]
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text("\n".join(lines))
 

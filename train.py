@@ -441,6 +441,9 @@ def parse_args(argv=None):
     for name in args.models:
         if name not in models.MODELS:
             parser.error(f"argument --model: unknown model {name!r}; choose one of: {', '.join(names)}, all")
+    if args.slice_size is not None and args.slice_size < 0:
+        parser.error(f"argument --slice-size: {args.slice_size} is negative; give a number of images, or 0 for "
+                     "whole batches")
     try:
         args.seeds = [int(seed) for seed in args.seeds.split(",")] if args.seeds else [args.seed]
     except ValueError:

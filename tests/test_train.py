@@ -65,6 +65,12 @@ def test_unknown_model_is_one_line_exit_2():
     assert "unknown model 'huge'; choose one of: small_unnormalized" in result.stderr
 
 
+def test_negative_slice_size_is_one_line_exit_2():
+    result = run_script("train.py", "--model", "small", "--slice-size", "-5")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().count("\n") == 0 and "--slice-size: -5 is negative" in result.stderr
+
+
 def test_unwritable_output_dir_fails_before_training(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("")
