@@ -164,8 +164,8 @@ def xla_row(peak, train_limit):
         model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"], jit_compile=True)
         batches = train.epoch_batches(x, y_train[:images], 200, 7, 0, 2)
         times = []
-        callback = keras.callbacks.LambdaCallback(on_epoch_begin=lambda e, l: times.append(time.perf_counter()),
-                                                  on_epoch_end=lambda e, l: times.append(time.perf_counter()))
+        callback = keras.callbacks.LambdaCallback(on_epoch_begin=lambda epoch, logs: times.append(time.perf_counter()),
+                                                  on_epoch_end=lambda epoch, logs: times.append(time.perf_counter()))
         model.fit(batches, steps_per_epoch=steps, epochs=2, shuffle=False, validation_data=(x_test, y_test),
                   validation_batch_size=200, callbacks=[callback], verbose=0)
     finally:
@@ -186,11 +186,13 @@ def convolution_kernels(peak, repeats=20):
         kernel = tf.random.stateless_uniform((3, 3, 64, 32), seed=(3, 4))
         gradient = tf.random.stateless_uniform((batch, 24, 24, 32), seed=(5, 6))
         kernels = {
-            "forward": tf.function(lambda: tf.nn.conv2d(inputs, kernel, 1, "VALID")),
-            "weight gradients": tf.function(lambda: tf.raw_ops.Conv2DBackpropFilter(
+            # Default arguments bind this batch's tensors (the functions run inside the loop anyway).
+            "forward": tf.function(lambda inputs=inputs, kernel=kernel: tf.nn.conv2d(inputs, kernel, 1, "VALID")),
+            "weight gradients": tf.function(lambda inputs=inputs, gradient=gradient: tf.raw_ops.Conv2DBackpropFilter(
                 input=inputs, filter_sizes=[3, 3, 64, 32], out_backprop=gradient, strides=[1, 1, 1, 1],
                 padding="VALID")),
-            "input gradients": tf.function(lambda: tf.raw_ops.Conv2DBackpropInput(
+            "input gradients": tf.function(lambda batch=batch, kernel=kernel, gradient=gradient:
+                                           tf.raw_ops.Conv2DBackpropInput(
                 input_sizes=[batch, 26, 26, 64], filter=kernel, out_backprop=gradient, strides=[1, 1, 1, 1],
                 padding="VALID")),
         }
@@ -386,8 +388,8 @@ def write_report(args, rows, extras, peak, hog=None, kernels=(), evaluations=())
                   "on this machine:", "",
                   "| kernel | images | ms | % of peak |", "|---|---|---|---|"]
         lines += [f"| {label} | {batch} | {ms:.2f} | {fraction * 100:.0f}% |" for label, batch, ms, fraction in kernels]
-    lines += ["", "## Targets", "", *target_lines(rows, hog, args.train_limit is not None, evaluations), "", "## Machine", "",
-              *machine_lines(peak), ""]
+    lines += ["", "## Targets", "", *target_lines(rows, hog, args.train_limit is not None, evaluations), "",
+              "## Machine", "", *machine_lines(peak), ""]
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text("\n".join(lines))
 

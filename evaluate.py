@@ -175,7 +175,8 @@ def evaluate_pair(filename, test_sets, normalize=None, data_dir=None, plots_dir=
     error_rate = 100 - test_accuracy * 100
     reference = recipe.reference_error if recipe else None
     return {
-        "run": run, "model": recipe.name if recipe else model.name, "keras_model": model, "recipe": recipe, "parameters": model.count_params(),
+        "run": run, "model": recipe.name if recipe else model.name, "keras_model": model, "recipe": recipe,
+        "parameters": model.count_params(),
         "config": config, "epochs": config.get("epochs"), "normalize": normalize, "test_loss": test_loss,
         "accuracy": test_accuracy, "error_rate": error_rate, "reference": reference,
         "difference": distance_outside(error_rate, reference), "metrics": metrics,
