@@ -262,10 +262,6 @@ class Recipe:
     reference_source: str = ""
     reference_loss: Optional[float] = None  # test loss the sheet reports (the ARN report's "Test score")
     note: str = ""  # why a result may differ from its reference (written into RESULTS.md)
-    # On a CPU in float32, train.py computes each batch's gradient over slices of this many images (the optimizer
-    # still steps once per batch, with the batch's mean gradient): the small CNN's 26x26x64 activations of 200
-    # images (35 MB) overflow the CPU caches, those of 20 do not. None: whole batches (faster for the other models).
-    cpu_slice_size: Optional[int] = None
 
 
 INSAT = "INSAT TP3"
@@ -275,14 +271,14 @@ ARN_MLP_REFERENCE = (2.0, 2.7)  # ARN reports: raw-pixel MLPs about 97.3-98.0% t
 _RECIPES = [
     Recipe(
         "small_unnormalized", small_cnn, INSAT, "small CNN, pixels 0..255 (sheet part 4)",
-        epochs=10, batch_size=200, optimizer="adam", normalize=False, cpu_slice_size=20,
+        epochs=10, batch_size=200, optimizer="adam", normalize=False,
         reference_error=(2.40, 2.40), reference_source="sheet's log: val_accuracy 0.9760 after 10 epochs",
         note="the sheet's figure is one run on one machine, so it carries the seed spread too; without "
              "normalisation the loss starts near 0.6 instead of 0.2 and the error rate stays about 1 point above "
              "the normalised `small`, as the sheet's question 5.2 expects",
     ),
     Recipe("small", small_cnn, INSAT, "small CNN, pixels /255 (sheet part 5.2)",
-           epochs=10, batch_size=200, optimizer="adam", cpu_slice_size=20),
+           epochs=10, batch_size=200, optimizer="adam"),
     Recipe(
         "medium", medium_cnn, INSAT, "medium CNN (sheet part 5.3)", epochs=10, batch_size=200, optimizer="adam",
         reference_error=(1.03, 1.03), reference_source="tutorial the sheet follows",

@@ -224,8 +224,7 @@ def train_and_evaluate(name, out=DEFAULT_OUT, epochs=None, batch_size=None, seed
     GPU (or every logical CPU without one); batch_size is per replica, so the
     global batch is batch_size x replicas.
     slice_size: compute each batch's gradient over slices of this many images
-    (see slice_train_step); None: the recipe's cpu_slice_size on a CPU in fp32,
-    whole batches otherwise; 0: whole batches.
+    (see slice_train_step); None or 0: whole batches, as the sheets train.
     Returns a dict: run, model (in the sheet's layout), history, test_loss,
     test_accuracy, error_rate, filename, train_seconds (and metrics for pneumonia).
     """
@@ -253,8 +252,6 @@ def train_and_evaluate(name, out=DEFAULT_OUT, epochs=None, batch_size=None, seed
     used_device = configure_device(device)
     if recipe.data_format is not None:
         data_format = data_format or compute_data_format(used_device)
-    if slice_size is None:  # measured faster only on a CPU in float32 (results/BENCH.md)
-        slice_size = recipe.cpu_slice_size if used_device == "cpu" and precision == "fp32" else None
     slice_size = slice_size if slice_size and slice_size < batch_size else None
     if verbose == "auto":  # the progress bar on a terminal, one line per epoch (like the sheet's log) in a file
         verbose = 1 if sys.stdout.isatty() else 2
@@ -420,8 +417,7 @@ def parse_args(argv=None):
                         help="bf16: compute in bfloat16 (AMX CPUs, GPU tensor cores); the saved pair stays float32")
     parser.add_argument("--slice-size", type=int, metavar="N",
                         help="compute each batch's gradient over slices of N images, then take one optimizer step "
-                             "(same mean gradient; faster where activations overflow the CPU cache); 0: whole "
-                             "batches (default: the recipe's choice on a CPU in fp32, 20 for the small CNN)")
+                             "(same mean gradient, less memory; results/BENCH.md times it; default: whole batches)")
     parser.add_argument("--distribute", action="store_true",
                         help="MirroredStrategy over all visible GPUs; --batch-size is then per GPU "
                              "(global batch = batch size x GPUs)")
