@@ -133,14 +133,34 @@ TRIED = [
 ]
 
 
+# Settings that TensorFlow reads once, at start-up: each of these rows is a fresh `python train.py` process.
+ENVIRONMENTS = [
+    ("small, oneDNN off (`TF_ENABLE_ONEDNN_OPTS=0`)", {"TF_ENABLE_ONEDNN_OPTS": "0"}),
+    ("small, one inter-op thread (`TF_NUM_INTEROP_THREADS=1`)", {"TF_NUM_INTEROP_THREADS": "1"}),
+]
+
+
+def environment_row(label, environment, peak, epochs, train_limit, workdir):
+    out = Path(workdir) / "environment"
+    command = [sys.executable, "train.py", "--model", "small", "--epochs", str(epochs), "--out", str(out), "--quiet"]
+    subprocess.run(command + (["--train-limit", str(train_limit)] if train_limit else []), check=True,
+                   cwd=Path(__file__).parent, env={**os.environ, **environment}, capture_output=True)
+    seconds = min(row["seconds"] for row in train.read_history(out / "models" / "small")["epochs"])
+    flops = training_flops_per_image(models.build_model("small", data_format="channels_last"))
+    return label, seconds, flops * (train_limit or 60000) / seconds / 1e9 / peak
+
+
 def try_options(peak, epochs, train_limit, workdir):
-    """The TRIED rows, then XLA on the small CNN (fp32, channels_last, validation included)."""
+    """The TRIED and ENVIRONMENTS rows, then XLA on the small CNN (fp32, channels_last, validation included)."""
     rows = []
     for label, name, precision, slice_size, steps_per_call in TRIED:
         row = bench_row(name, "channels_last", precision, epochs, train_limit, peak, workdir, slice_size=slice_size,
                         steps_per_call=steps_per_call, inference=False)
         rows.append((label, row["epoch_seconds"], row["peak_fraction"]))
         print(f"tried {label}: {row['epoch_seconds']:.1f} s/epoch", flush=True)
+    for label, environment in ENVIRONMENTS:
+        rows.append(environment_row(label, environment, peak, epochs, train_limit, workdir))
+        print(f"tried {label}: {rows[-1][1]:.1f} s/epoch", flush=True)
     return rows + [xla_row(peak, train_limit)]
 
 
@@ -210,7 +230,7 @@ def convolution_kernels(peak, repeats=20):
 
 
 TARGETS = [  # (what, model, layout, precision, seconds per epoch at most)
-    ("small CNN, fp32, 80% of the float32 peak", "small", "channels_last", "fp32", 16.0),
+    ("small CNN, fp32", "small", "channels_last", "fp32", 16.0),
     ("medium CNN, fp32", "medium", "channels_last", "fp32", 4.0),
     ("large CNN, fp32", "large", "channels_last", "fp32", 4.0),
     ("small CNN, bf16", "small", "channels_last", "bf16", 6.0),
@@ -280,6 +300,9 @@ def target_lines(rows, hog, sliced, evaluations=()):
         if row is not None:
             lines.append(f"| {what}: at most {limit:.0f} s/epoch | {row['epoch_seconds']:.1f} s/epoch | "
                          f"{'yes' if row['epoch_seconds'] <= limit else 'no'} |")
+            if name == "small" and precision == "fp32":  # the same target as a fraction of this run's peak
+                lines.append(f"| small CNN, fp32: at least 80% of the float32 peak | "
+                             f"{row['peak_fraction'] * 100:.0f}% | {'yes' if row['peak_fraction'] >= 0.8 else 'no'} |")
     whole = whole_run_seconds()
     if whole is not None:
         lines.append(f"| `train.py --model all`, one seed: at most 10 min | {whole / 60:.1f} min "
