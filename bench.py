@@ -1,6 +1,6 @@
 """Speed of training and inference, measured against this machine's own float32 matmul peak.
 
-    python bench.py                 # writes results/BENCH.md (about 5 minutes on 2 cores)
+    python bench.py                 # writes results/BENCH.md (about 20 minutes on 2 cores)
     python bench.py --models small --epochs 1 --out /tmp/bench.md
 
 Each row trains through train.py's own path (train_and_evaluate, the sheet's
