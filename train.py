@@ -127,8 +127,8 @@ def slice_train_step(model, slice_size):
     loss weighs by its share of the batch), so the recipe is unchanged: batch 200 is still one
     optimizer step on the mean over 200 images. Only the order of the float additions differs,
     and each Dropout layer draws its masks slice by slice. (None of the models has BatchNormalization,
-    whose batch statistics slicing would change.) What it buys: activations that fit in the CPU's
-    caches; measured in results/BENCH.md.
+    whose batch statistics slicing would change.) What it buys: the activations of one slice, not of
+    the whole batch, in memory at a time; results/BENCH.md times it.
     """
     import keras
     import tensorflow as tf
@@ -245,6 +245,8 @@ def train_and_evaluate(name, out=DEFAULT_OUT, epochs=None, batch_size=None, seed
         raise UsageError(f"--precision {precision}: choose one of {', '.join(PRECISIONS)}")
     if slice_size is not None and slice_size < 0:
         raise UsageError(f"--slice-size {slice_size}: give a number of images, or 0 for whole batches")
+    if slice_size and distribute:  # slice_train_step is written for one device; nothing tests it under a strategy
+        raise UsageError("--slice-size works without --distribute; drop one of them")
     if recipe.input_kind == "xray" and resume:
         raise UsageError("--resume works for the MNIST recipes; train pneumonia again from the start")
     models_dir = Path(out) / "models"

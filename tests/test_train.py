@@ -4,6 +4,7 @@ import csv
 import json
 
 import numpy as np
+import pytest
 
 import persistence
 import train
@@ -69,6 +70,12 @@ def test_negative_slice_size_is_one_line_exit_2():
     result = run_script("train.py", "--model", "small", "--slice-size", "-5")
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.strip().count("\n") == 0 and "--slice-size: -5 is negative" in result.stderr
+
+
+def test_slices_and_distribute_together_are_refused_before_training(tmp_path):
+    with pytest.raises(train.UsageError, match="--slice-size works without --distribute"):
+        train.train_and_evaluate("small", out=tmp_path, slice_size=20, distribute=True)
+    assert not (tmp_path / "models").exists()
 
 
 def test_unwritable_output_dir_fails_before_training(tmp_path):
