@@ -18,6 +18,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 
@@ -51,6 +52,11 @@ def training_flops_per_image(model):
             flops += 2 * macs * (2 if first else 3)  # forward + weight gradients (+ input gradients)
             first = False
     return flops
+
+
+def recipe_training_flops(name):
+    """training_flops_per_image of a registry model (the count is the same in either layout)."""
+    return training_flops_per_image(models.build_model(name, data_format="channels_last"))
 
 
 def inference_flops_per_image(model):
@@ -108,7 +114,7 @@ def bench_row(name, data_format, precision, epochs, train_limit, peak, workdir, 
     seconds = [row["seconds"] for row in result["history"]]
     epoch_seconds = min(seconds)  # the least disturbed epoch; all of them are in the history
     images = train_limit or 60000
-    flops = training_flops_per_image(models.build_model(name, data_format=data_format or "channels_last"))
+    flops = recipe_training_flops(name)
     achieved = flops * images / epoch_seconds / 1e9
     return {
         "model": name, "layout": data_format or "-", "precision": precision, "epoch_seconds": epoch_seconds,
@@ -146,7 +152,7 @@ def environment_row(label, environment, peak, epochs, train_limit, workdir):
     subprocess.run(command + (["--train-limit", str(train_limit)] if train_limit else []), check=True,
                    cwd=Path(__file__).parent, env={**os.environ, **environment}, capture_output=True)
     seconds = min(row["seconds"] for row in train.read_history(out / "models" / "small")["epochs"])
-    flops = training_flops_per_image(models.build_model("small", data_format="channels_last"))
+    flops = recipe_training_flops("small")
     return label, seconds, flops * (train_limit or 60000) / seconds / 1e9 / peak
 
 
@@ -174,7 +180,7 @@ def xla_row(peak, train_limit):
     images = train_limit or len(X_train)
     x = data.prepare_inputs(X_train[:images], "image", "channels_last")
     x_test = data.prepare_inputs(X_test, "image", "channels_last")
-    flops = training_flops_per_image(models.build_model("small", data_format="channels_last"))
+    flops = recipe_training_flops("small")
     steps = -(-images // 200)
     keras.utils.set_random_seed(7)
     tf_config.disable_op_determinism()
@@ -270,21 +276,13 @@ def hog_seconds():
     images = np.concatenate([X_train, X_test])
     computed = []
     for _ in range(2):
-        with tempfile.TemporaryDirectory() as cache:
-            previous = os.environ.get("MNIST_LABS_CACHE")
-            os.environ["MNIST_LABS_CACHE"] = cache
-            try:
-                started = time.perf_counter()
-                data.hog_features(images, orientations=8, pixels_per_cell=4)
-                computed.append(time.perf_counter() - started)
-                started = time.perf_counter()
-                data.hog_features(images, orientations=8, pixels_per_cell=4)
-                cached = time.perf_counter() - started
-            finally:
-                if previous is None:
-                    del os.environ["MNIST_LABS_CACHE"]
-                else:
-                    os.environ["MNIST_LABS_CACHE"] = previous
+        with tempfile.TemporaryDirectory() as cache, mock.patch.dict(os.environ, {"MNIST_LABS_CACHE": cache}):
+            started = time.perf_counter()
+            data.hog_features(images, orientations=8, pixels_per_cell=4)
+            computed.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            data.hog_features(images, orientations=8, pixels_per_cell=4)
+            cached = time.perf_counter() - started
     return min(computed), cached
 
 
@@ -316,14 +314,10 @@ def target_lines(rows, hog, sliced, evaluations=()):
 def cpu_generation():
     """", x86 family F model M" from /proc/cpuinfo, else "": a cloud VM that reports one model name ("AMD EPYC")
     may run on hosts of different CPU generations, whose float32 peaks can differ twofold."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            first_cpu = f.read().split("\n\n")[0].splitlines()
-        pairs = (line.split(":", 1) for line in first_cpu if ":" in line)
-        fields = {key.strip(): value.strip() for key, value in pairs}
-        return f", x86 family {fields['cpu family']} model {fields['model']}"
-    except (OSError, KeyError):
+    fields = train.cpu_fields()
+    if "cpu family" not in fields or "model" not in fields:
         return ""
+    return f", x86 family {fields['cpu family']} model {fields['model']}"
 
 
 def machine_lines(peak):

@@ -375,16 +375,22 @@ def read_history(filename):
         return None
 
 
-def machine_description():
-    """CPU model, core count and the vector extensions that matter for speed, for result tables."""
-    cpu, flags = platform.processor() or platform.machine(), set()
+def cpu_fields():
+    """The first CPU's fields in /proc/cpuinfo ("model name", "flags", "cpu family", ...); {} where there is none."""
     try:
         with open("/proc/cpuinfo") as f:
-            lines = f.read().splitlines()
-        cpu = next(line.split(":", 1)[1].strip() for line in lines if line.startswith("model name"))
-        flags = set(next(line.split(":", 1)[1] for line in lines if line.startswith("flags")).split())
-    except (OSError, StopIteration):
-        pass
+            first_cpu = f.read().split("\n\n")[0].splitlines()
+    except OSError:
+        return {}
+    pairs = (line.split(":", 1) for line in first_cpu if ":" in line)
+    return {key.strip(): value.strip() for key, value in pairs}
+
+
+def machine_description():
+    """CPU model, core count and the vector extensions that matter for speed, for result tables."""
+    fields = cpu_fields()
+    cpu = fields.get("model name") or platform.processor() or platform.machine()
+    flags = set(fields.get("flags", "").split())
     extensions = [name for flag, name in (("avx512f", "AVX-512"), ("avx512_bf16", "AVX-512 BF16"),
                                           ("amx_bf16", "AMX")) if flag in flags]
     return f"{cpu}, {os.cpu_count()} cores" + (f" ({', '.join(extensions)})" if extensions else "")
