@@ -10,7 +10,6 @@ the layer shapes: forward, weight gradients, and input gradients for every
 layer with weights but the first (nothing upstream needs them).
 """
 
-import argparse
 import os
 import platform
 import subprocess
@@ -22,9 +21,11 @@ from unittest import mock
 
 import numpy as np
 
+import cli  # first of the project's modules: it loads TensorFlow with its native start-up lines filtered
 import data
+import history
 import models
-import train
+import train  # bench.py times train.py's own path: train_and_evaluate
 
 DEFAULT_MODELS = ["small", "medium", "large", "large_original", "arn_cnn", "mlp1"]
 
@@ -98,19 +99,14 @@ def bench_row(name, data_format, precision, epochs, train_limit, peak, workdir, 
               inference=True):
     """One row: train through train.py's own path, then time inference of the saved pair.
 
-    slice_size: as train.py's --slice-size (None: whole batches); steps_per_call: train.STEPS_PER_EXECUTION
-    for this row only (None: train.py's own).
+    slice_size: as train.py's --slice-size (None: whole batches); steps_per_call: at most this many batches per
+    compiled call (None: train.py's own).
     """
     recipe = models.MODELS[name]
-    default_steps = train.STEPS_PER_EXECUTION
-    train.STEPS_PER_EXECUTION = steps_per_call or default_steps
-    try:
-        result = train.train_and_evaluate(name, out=workdir, epochs=epochs, data_format=data_format,
-                                          precision=precision, train_limit=train_limit, slice_size=slice_size,
-                                          verbose=0)
-    finally:
-        train.STEPS_PER_EXECUTION = default_steps
-    config = train.read_history(result["filename"])["config"]
+    result = train.train_and_evaluate(name, out=workdir, epochs=epochs, data_format=data_format, precision=precision,
+                                      train_limit=train_limit, slice_size=slice_size,
+                                      steps_per_call=steps_per_call or train.STEPS_PER_CALL, verbose=0)
+    config = result["config"]
     seconds = [row["seconds"] for row in result["history"]]
     epoch_seconds = min(seconds)  # the least disturbed epoch; all of them are in the history
     images = train_limit or 60000
@@ -118,8 +114,7 @@ def bench_row(name, data_format, precision, epochs, train_limit, peak, workdir, 
     achieved = flops * images / epoch_seconds / 1e9
     return {
         "model": name, "layout": data_format or "-", "precision": precision, "epoch_seconds": epoch_seconds,
-        "slice_size": config["slice_size"], "steps_per_call": train.steps_per_execution(
-            -(-images // config["batch_size"]), steps_per_call or default_steps),
+        "slice_size": config["slice_size"], "steps_per_call": config["steps_per_call"],
         "all_epochs": seconds, "train_images_per_second": images / epoch_seconds,
         "inference_images_per_second": (inference_images_per_second(result["filename"], recipe, data_format)
                                         if inference else None),
@@ -151,7 +146,7 @@ def environment_row(label, environment, peak, epochs, train_limit, workdir):
     command = [sys.executable, "train.py", "--model", "small", "--epochs", str(epochs), "--out", str(out), "--quiet"]
     subprocess.run(command + (["--train-limit", str(train_limit)] if train_limit else []), check=True,
                    cwd=Path(__file__).parent, env={**os.environ, **environment}, capture_output=True)
-    seconds = min(row["seconds"] for row in train.read_history(out / "models" / "small")["epochs"])
+    seconds = min(row["seconds"] for row in history.read_history(out / "models" / "small")["epochs"])
     flops = recipe_training_flops("small")
     return label, seconds, flops * (train_limit or 60000) / seconds / 1e9 / peak
 
@@ -314,7 +309,7 @@ def target_lines(rows, hog, sliced, evaluations=()):
 def cpu_generation():
     """", x86 family F model M" from /proc/cpuinfo, else "": a cloud VM that reports one model name ("AMD EPYC")
     may run on hosts of different CPU generations, whose float32 peaks can differ twofold."""
-    fields = train.cpu_fields()
+    fields = history.cpu_fields()
     if "cpu family" not in fields or "model" not in fields:
         return ""
     return f", x86 family {fields['cpu family']} model {fields['model']}"
@@ -331,7 +326,7 @@ def machine_lines(peak):
     except OSError:
         commit = "unknown"
     return [
-        f"- Machine: {train.machine_description()}{cpu_generation()}; GPU: {', '.join(gpus) or 'none'}",
+        f"- Machine: {history.machine_description()}{cpu_generation()}; GPU: {', '.join(gpus) or 'none'}",
         f"- float32 matmul peak measured in this run (4096x4096, TensorFlow): {peak:.0f} GFLOP/s",
         f"- Versions: Python {platform.python_version()}, TensorFlow {tf.__version__}, Keras {keras.__version__}",
         f"- Commit: {commit}; command: `python {' '.join(sys.argv)}`",
@@ -339,8 +334,7 @@ def machine_lines(peak):
 
 
 def main(argv=None):
-    parser = train.OneLineErrorParser(description=__doc__.split("\n\n")[0],
-                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = cli.OneLineErrorParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", default=",".join(DEFAULT_MODELS), help="comma-separated registry names")
     parser.add_argument("--epochs", type=int, default=2, help="epochs per row; the fastest epoch is reported")
     parser.add_argument("--train-limit", type=int, metavar="N", help="train on the first N images only")
@@ -353,8 +347,7 @@ def main(argv=None):
     for name in names:
         if name not in models.MODELS or models.MODELS[name].input_kind == "xray":
             parser.error(f"argument --models: {name!r} is not an MNIST recipe")
-    with models.native_log_filter():
-        return run(args, names)
+    return cli.main("bench.py", lambda args: run(args, names), args)
 
 
 def run(args, names):
@@ -390,7 +383,7 @@ def write_report(args, rows, extras, peak, hog=None, kernels=(), evaluations=())
         f"Written by `python bench.py`. Training: the fastest of {args.epochs} epochs of {images:,} images through "
         "train.py's own path and defaults (validation on the test set included, as in the sheet); *slices*: "
         "images per gradient slice (train.py's `--slice-size`; - = whole batches); *per call*: batches per "
-        "compiled Keras call (`train.STEPS_PER_EXECUTION`, never across an epoch). Inference: the saved float32 "
+        "compiled Keras call (`train.STEPS_PER_CALL` at most, never across an epoch). Inference: the saved float32 "
         "pair in the row's layout on the 10,000 test images, batch 1000, best of 3. *% of peak*: achieved "
         "training GFLOP/s over the float32 matmul peak measured in the same run.", "",
         "| model | layout | precision | slices | per call | s/epoch | all epochs (s) | train img/s | "
@@ -424,5 +417,4 @@ def write_report(args, rows, extras, peak, hog=None, kernels=(), evaluations=())
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     sys.exit(main())

@@ -27,7 +27,9 @@ MNIST_FILE = Path(__file__).resolve().parent / "datasets" / "mnist.npz"
 # SHA-256 over x_train, y_train, x_test, y_test (uint8, C order) of the real
 # MNIST, exactly as keras.datasets.mnist.load_data() returns them.
 MNIST_ARRAYS_SHA256 = "06b0d1f124c4e5fa796686ade41a9b778edacc8622f2195a352ef479ad44fc16"
-MNIST_SHAPES = ((60000, 28, 28), (60000,), (10000, 28, 28), (10000,))
+MNIST_TRAIN_IMAGES, MNIST_TEST_IMAGES = 60000, 10000
+MNIST_SHAPES = ((MNIST_TRAIN_IMAGES, 28, 28), (MNIST_TRAIN_IMAGES,), (MNIST_TEST_IMAGES, 28, 28), (MNIST_TEST_IMAGES,))
+HOLDOUT_IMAGES = 5000  # validation images held out of the training set where choices are made on data
 
 
 class DataError(ValueError):
@@ -129,6 +131,12 @@ def get_data_mnist(normalize=True):
     y_test = one_hot(y_test)
     num_classes = y_test.shape[1]
     return (X_train, y_train), (X_test, y_test), num_classes
+
+
+def holdout_split(X_train, y_train, images=HOLDOUT_IMAGES):
+    """(X, y) for training and the last `images` training images for validation, as MNIST's own
+    distribution (mnist.pkl.gz) kept its last 10,000 for validation: the test set then decides nothing."""
+    return (X_train[:-images], y_train[:-images]), (X_train[-images:], y_train[-images:])
 
 
 def flatten_images(X):

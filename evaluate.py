@@ -10,8 +10,6 @@ reports. For a directory it also writes, beside its models/ folder:
     plots/       per run: history, confusion matrix, misclassified test images
 """
 
-import argparse
-import platform
 import statistics
 import subprocess
 import sys
@@ -19,67 +17,20 @@ from pathlib import Path
 
 import numpy as np
 
+import cli  # first of the project's modules: it loads TensorFlow with its native start-up lines filtered
 import data
+import history
+import metrics
 import models
 import persistence
-from train import DEFAULT_OUT, OneLineErrorParser, UsageError, machine_description, read_history
+import plots
+from cli import UsageError
+from metrics import print_model_error_rate  # noqa: F401  (the sheet's function, where the sheet's part 4.c uses it)
 
 ROOT = Path(__file__).resolve().parent
 PREDICT_BATCH_SIZE = 1000  # test images per predict call
 README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
-
-
-def print_model_error_rate(model, X_test, y_test):
-    """The sheet's function; also returns (test loss, test accuracy).
-
-    A channels_first model with (N, 1, 28, 28) images computes through its channels_last twin (same weights,
-    same function, see models.relayout): TensorFlow cannot run channels_first convolutions on most CPUs.
-    """
-    if models.model_data_format(model) == "channels_first" and np.ndim(X_test) == 4:
-        model, X_test = models.compute_model(model), np.asarray(X_test).transpose(0, 2, 3, 1)
-    # Final evaluation of the model
-    scores = model.evaluate(X_test, y_test, verbose=0)
-    print_score(scores[1])
-    return float(scores[0]), float(scores[1])
-
-
-def print_score(accuracy):
-    print("Model score : %.2f%%" % (accuracy * 100))
-    print("Model error rate : %.2f%%" % (100 - accuracy * 100))
-
-
-def xray_metrics(model, dataset, threshold=0.5):
-    """Accuracy, precision, recall, F1 (PNEUMONIA positive) and the confusion matrix on an unshuffled set.
-
-    Predictions and labels come from the same batches in one pass, so they line
-    up even if the dataset were shuffled.
-    """
-    labels, predicted = [], []
-    for images, batch_labels in dataset:
-        probabilities = np.asarray(model.predict_on_batch(images)).reshape(-1)
-        predicted.append(probabilities >= threshold)
-        labels.append(np.asarray(batch_labels).reshape(-1) >= 0.5)
-    labels, predicted = np.concatenate(labels), np.concatenate(predicted)
-    true_positive = int(np.sum(labels & predicted))
-    false_positive = int(np.sum(~labels & predicted))
-    false_negative = int(np.sum(labels & ~predicted))
-    true_negative = int(np.sum(~labels & ~predicted))
-    precision = true_positive / max(true_positive + false_positive, 1)
-    recall = true_positive / max(true_positive + false_negative, 1)
-    return {
-        "images": int(len(labels)), "accuracy": float(np.mean(labels == predicted)), "precision": precision,
-        "recall": recall, "f1": 2 * precision * recall / max(precision + recall, 1e-12),
-        # rows: true NORMAL, PNEUMONIA; columns: predicted NORMAL, PNEUMONIA
-        "confusion_matrix": [[true_negative, false_positive], [false_negative, true_positive]],
-    }
-
-
-def print_xray_metrics(metrics):
-    (tn, fp), (fn, tp) = metrics["confusion_matrix"]
-    print(f"Precision : {metrics['precision']:.4f}  Recall : {metrics['recall']:.4f}  F1 : {metrics['f1']:.4f}"
-          f"  ({metrics['images']} test images, PNEUMONIA positive)")
-    print("Confusion matrix (rows true, columns predicted):")
-    print(f"             NORMAL  PNEUMONIA\n  NORMAL    {tn:8d} {fp:10d}\n  PNEUMONIA {fn:8d} {tp:10d}")
+NEAR_CHANCE_ERROR = 80.0  # % error: chance is 90%; a model trained on pixels 0..255 and fed /255 lands here
 
 
 def find_pairs(paths):
@@ -110,13 +61,6 @@ def models_dir(directory):
     return directory / "models" if (directory / "models").is_dir() else directory
 
 
-def input_kind_of(model, recipe=None):
-    recipe = recipe or models.recipe_for(model)
-    if recipe is not None:
-        return recipe.input_kind
-    return "image" if len(model.input_shape) == 4 else "flat"
-
-
 class TestSets:
     """get_data_mnist's test set, loaded once per normalisation and prepared once per input kind."""
 
@@ -140,23 +84,23 @@ class TestSets:
 def evaluate_pair(filename, test_sets, normalize=None, data_dir=None, plots_dir=None):
     """Load one pair, print the sheet's lines, draw its figures into plots_dir, return a result row."""
     model = persistence.load_keras_model(filename)
-    history = read_history(filename) or {}
-    config = history.get("config", {})
-    recipe = models.recipe_for(model, history)
-    input_kind = input_kind_of(model, recipe)
+    run_history = history.read_history(filename) or {}
+    config = run_history.get("config", {})
+    recipe = models.recipe_for(model, run_history)
+    input_kind = models.input_kind_of(model, recipe)
     run = Path(filename).name
     print(f"== {filename}")
-    metrics = None
+    xray = None
     if input_kind == "xray":
         normalize = True  # the model rescales its own input
         data_dir = data_dir or config.get("data_dir")
         if data_dir is None:
             raise UsageError(f"{filename}: a chest X-ray model; pass --data-dir DIR to evaluate it")
         datasets, _ = data.xray_datasets(data_dir)
-        test_loss, test_accuracy = print_model_error_rate(model, datasets["test"], None)
-        metrics = xray_metrics(model, datasets["test"])
-        print_xray_metrics(metrics)
-        matrix, class_names, misclassified = np.array(metrics["confusion_matrix"]), list(data.XRAY_CLASSES), None
+        test_loss, test_accuracy = metrics.print_model_error_rate(model, datasets["test"], None)
+        xray = metrics.xray_metrics(model, datasets["test"])
+        metrics.print_xray_metrics(xray)
+        matrix, class_names, misclassified = np.array(xray["confusion_matrix"]), list(data.XRAY_CLASSES), None
     else:
         if normalize is None:
             normalize = config.get("normalize", recipe.normalize if recipe else True)
@@ -167,17 +111,16 @@ def evaluate_pair(filename, test_sets, normalize=None, data_dir=None, plots_dir=
         x_test, y_test, images = test_sets.get(normalize, input_kind, data_format, **options)
         probabilities = compute_model.predict(x_test, batch_size=PREDICT_BATCH_SIZE, verbose=0)
         # model.evaluate's two numbers, from the predictions that the figures need anyway
-        clipped = np.clip(probabilities / probabilities.sum(axis=1, keepdims=True), 1e-7, 1 - 1e-7)
-        test_loss = float(-np.mean(np.sum(y_test * np.log(clipped), axis=1)))
+        test_loss, test_accuracy = metrics.loss_and_accuracy(probabilities, y_test)
+        metrics.print_score(test_accuracy)
+        if normalize and 100 - test_accuracy * 100 >= NEAR_CHANCE_ERROR:
+            print(f"evaluate.py: {filename} scores near chance on pixels /255: it may expect raw pixels 0..255; "
+                  "try --normalize no", file=sys.stderr)
         labels, predictions = y_test.argmax(axis=1), probabilities.argmax(axis=1)
-        test_accuracy = float(np.mean(labels == predictions))
-        print_score(test_accuracy)
-        import plots
-
         matrix, class_names = plots.confusion_matrix(labels, predictions, y_test.shape[1]), None
         misclassified = (images, labels, predictions)
     if plots_dir is not None:
-        draw_figures(Path(plots_dir), run, history, matrix, class_names, misclassified)
+        draw_figures(Path(plots_dir), run, run_history, matrix, class_names, misclassified)
     error_rate = 100 - test_accuracy * 100
     reference = recipe.reference_error if recipe else None
     return {
@@ -185,16 +128,14 @@ def evaluate_pair(filename, test_sets, normalize=None, data_dir=None, plots_dir=
         "parameters": model.count_params(),
         "config": config, "epochs": config.get("epochs"), "normalize": normalize, "test_loss": test_loss,
         "accuracy": test_accuracy, "error_rate": error_rate, "reference": reference,
-        "difference": distance_outside(error_rate, reference), "metrics": metrics,
+        "difference": distance_outside(error_rate, reference), "metrics": xray,
     }
 
 
-def draw_figures(plots_dir, run, history, matrix, class_names, misclassified):
-    import plots
-
+def draw_figures(plots_dir, run, run_history, matrix, class_names, misclassified):
     plots_dir.mkdir(parents=True, exist_ok=True)
-    if history.get("epochs"):
-        plots.plot_history(history["epochs"], plots_dir / f"{run}_history.png", f"{run}: training history")
+    if run_history.get("epochs"):
+        plots.plot_history(run_history["epochs"], plots_dir / f"{run}_history.png", f"{run}: training history")
     plots.plot_confusion_matrix(matrix, plots_dir / f"{run}_confusion.png", f"{run}: confusion matrix (test set)",
                                 class_names)
     if misclassified is not None:
@@ -298,9 +239,7 @@ def commit_description():
 
 def write_report(rows, path):
     """RESULTS.md: the results table, notes on references, the part 3 table, machine and versions."""
-    import keras
-    import tensorflow as tf
-
+    versions = history.versions()
     notes = [f"- **{name}**: {runs[0]['recipe'].note}" for name, runs in group_by_model(rows).items()
              if runs[0]["recipe"] is not None and runs[0]["recipe"].note]
     sources = [f"- **{name}**: {format_reference(runs[0]['reference'])}, {runs[0]['recipe'].reference_source}"
@@ -321,10 +260,10 @@ def write_report(rows, path):
         *(["## Notes", "", *notes, ""] if notes else []),
         "## Weights per layer (ARN sheet, part 3)", "", parameters_table(rows), "",
         "## Where these numbers come from", "",
-        f"- Trained on: {'; '.join(machines)} ({', '.join(devices)}); evaluated on: {machine_description()}",
+        f"- Trained on: {'; '.join(machines)} ({', '.join(devices)}); evaluated on: {history.machine_description()}",
         f"- Training time, all {len(configs)} runs: {total / 60:.1f} min",
-        f"- Versions: Python {platform.python_version()}, TensorFlow {tf.__version__}, Keras {keras.__version__}, "
-        f"NumPy {np.__version__}",
+        f"- Versions: Python {versions['python']}, TensorFlow {versions['tensorflow']}, Keras {versions['keras']}, "
+        f"NumPy {versions['numpy']}",
         f"- Commit: {commit_description()}", "",
     ])
     Path(path).write_text(text)
@@ -342,10 +281,9 @@ def update_readme(report_path, readme=ROOT / "README.md"):
 
 
 def parse_args(argv=None):
-    parser = OneLineErrorParser(description="Evaluate saved json + h5 pairs on the test set and write "
-                                            "RESULTS.md and figures.",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("paths", nargs="*", default=[DEFAULT_OUT], metavar="PATH",
+    parser = cli.OneLineErrorParser(description="Evaluate saved json + h5 pairs on the test set and write "
+                                                "RESULTS.md and figures.")
+    parser.add_argument("paths", nargs="*", default=[history.DEFAULT_OUT], metavar="PATH",
                         help="results directories, directories of pairs, or pair filenames without extension")
     parser.add_argument("--normalize", choices=["auto", "yes", "no"], default="auto",
                         help="input scaling; auto: what the pair was trained with (its history or recipe)")
@@ -360,21 +298,11 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def main(argv=None):
-    args = parse_args(argv)
-    with models.native_log_filter():
-        return _run(args)
-
-
-def _run(args):
+def run(args):
     normalize = {"auto": None, "yes": True, "no": False}[args.normalize]
-    try:
-        pairs = find_pairs(args.paths)
-    except UsageError as error:
-        sys.exit(f"evaluate.py: error: {error}")
+    pairs = find_pairs(args.paths)
     if not pairs:
-        sys.exit(f"evaluate.py: no trained model in {', '.join(args.paths)}; "
-                 "train one first: python train.py --model large")
+        raise UsageError(f"no trained model in {', '.join(args.paths)}; train one first: python train.py --model large")
     # A single results directory gets its report and figures; loose pairs are only printed.
     report_dir = None
     if not args.no_report and len(args.paths) == 1 and Path(args.paths[0]).is_dir():
@@ -385,7 +313,7 @@ def _run(args):
         try:
             rows.append(evaluate_pair(filename, test_sets, normalize, args.data_dir,
                                       report_dir / "plots" if report_dir else None))
-        except (persistence.PairError, data.DataError, UsageError) as error:
+        except cli.PROJECT_ERRORS as error:  # one bad pair does not stop the others
             print(f"evaluate.py: error: {error}", file=sys.stderr)
             failures += 1
     if rows:
@@ -395,14 +323,15 @@ def _run(args):
             print()
             print(parameters_table(rows))
         if report_dir is not None:
-            try:
-                write_report(rows, report_dir / "RESULTS.md")
-                if args.readme:
-                    update_readme(report_dir / "RESULTS.md")
-            except (OSError, UsageError) as error:
-                sys.exit(f"evaluate.py: error: {error}")
+            write_report(rows, report_dir / "RESULTS.md")
+            if args.readme:
+                update_readme(report_dir / "RESULTS.md")
             print(f"\nWrote {report_dir / 'RESULTS.md'} and figures in {report_dir / 'plots'}/")
     return 1 if failures else 0
+
+
+def main(argv=None):
+    return cli.main("evaluate.py", run, parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -13,75 +13,13 @@ MNIST CNN, and the chest X-ray pneumonia CNN.
 the recipe (epochs, batch size, optimizer, input kind, reference result).
 """
 
-import contextlib
-import os
-import re
-import sys
-import threading
 from dataclasses import dataclass, field
 from typing import Callable, Optional, Tuple
 
+import keras
+from keras import layers
+
 import data
-
-
-@contextlib.contextmanager
-def quiet_native_stderr():
-    """Hide what C++ code writes to file descriptor 2 meanwhile.
-
-    TensorFlow prints its start-up lines (oneDNN notice, CUDA probing) there
-    before any log level applies; a student should see the sheet's output, not
-    those. Python errors still surface: they are raised, not printed, inside.
-    """
-    sys.stderr.flush()
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
-    try:
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
-
-
-_NATIVE_LOG_LINE = re.compile(rb"^(?:[IWEF]\d{4} [\d:.]+ +\d+ \S+:\d+\] |WARNING: All log messages before absl)")
-
-
-@contextlib.contextmanager
-def native_log_filter():
-    """Drop TensorFlow's native log lines from stderr meanwhile; pass everything else through.
-
-    For the command-line scripts: TensorFlow's C++ code logs a few lines
-    (CUDA probing, a tf.data attribute notice) straight to file descriptor 2
-    while it runs. Python's own warnings and errors still reach the terminal.
-    """
-    sys.stderr.flush()
-    terminal = os.dup(2)
-    read_end, write_end = os.pipe()
-    os.dup2(write_end, 2)
-    os.close(write_end)
-
-    def forward():
-        with os.fdopen(read_end, "rb") as pipe:
-            for line in pipe:
-                if not _NATIVE_LOG_LINE.match(line):
-                    os.write(terminal, line)
-
-    thread = threading.Thread(target=forward, daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        sys.stderr.flush()
-        os.dup2(terminal, 2)  # the pipe loses its last writer: the thread reads to the end and stops
-        thread.join(timeout=5)
-        os.close(terminal)
-
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-with quiet_native_stderr():
-    import keras
-    from keras import layers
 
 SHEET_FORMAT = "channels_first"  # INSAT: K.set_image_data_format('channels_first')
 # The layout every script computes in; saved pairs keep their recipe's (the sheet's channels_first). TensorFlow
@@ -260,7 +198,11 @@ class Recipe:
     input_kind: str = "image"  # image (N,1,28,28) | flat (N,784) | hog | xray
     data_format: Optional[str] = SHEET_FORMAT  # the layout of the saved JSON (None: no convolution)
     loss: str = "categorical_crossentropy"
-    learning_rate: Optional[float] = None  # None: the optimizer's Keras default
+    learning_rate: Optional[float] = None  # None: the optimizer's Keras default; with a schedule: its peak
+    # "cosine": a linear warm-up over warmup_fraction of the steps to learning_rate, then a cosine decay to 0 at the last step
+    schedule: Optional[str] = None
+    warmup_fraction: float = 0.0  # of all training steps
+    validation: str = "test"  # "test": the sheet's validation data; "holdout": the last 5,000 training images
     builder_kwargs: dict = field(default_factory=dict)
     input_options: dict = field(default_factory=dict)  # for data.prepare_inputs (HOG parameters)
     reference_error: Optional[Tuple[float, float]] = None  # test error rate in %, (low, high)
@@ -340,8 +282,11 @@ _RECIPES += [
 MODELS = {recipe.name: recipe for recipe in _RECIPES}
 
 
-def build_model(name, data_format=None):
-    """The compiled model of recipe `name`, in the recipe's layout unless data_format is given."""
+def build_model(name, data_format=None, total_steps=None):
+    """The compiled model of recipe `name`, in the recipe's layout unless data_format is given.
+
+    total_steps: the training steps of the run, for a recipe with a learning-rate schedule.
+    """
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose one of: {', '.join(MODELS)}")
     recipe = MODELS[name]
@@ -350,16 +295,42 @@ def build_model(name, data_format=None):
         kwargs["data_format"] = data_format or recipe.data_format
     model = recipe.builder(**kwargs)
     model.name = recipe.name  # the saved JSON names its recipe (small and small_unnormalized share a builder)
-    return compile_recipe(model, recipe)
+    return compile_recipe(model, recipe, total_steps)
 
 
-def compile_recipe(model, recipe):
-    """Compile model with the recipe's optimizer (a fresh one) and loss, plus accuracy."""
+def compile_recipe(model, recipe, total_steps=None):
+    """Compile model with the recipe's optimizer (a fresh one) and loss, plus accuracy.
+
+    A recipe with a schedule gets it over total_steps; without total_steps (a pair loaded to be evaluated)
+    the optimizer keeps a constant learning rate, which evaluation never uses.
+    """
     optimizer = keras.optimizers.get(recipe.optimizer)
-    if recipe.learning_rate is not None:
+    if recipe.schedule is not None and total_steps:
+        optimizer = keras.optimizers.get({"class_name": recipe.optimizer, "config": {
+            "learning_rate": learning_rate_schedule(recipe, total_steps)}})
+    elif recipe.learning_rate is not None:
         optimizer.learning_rate = recipe.learning_rate
     model.compile(optimizer=optimizer, loss=recipe.loss, metrics=["accuracy"])
     return model
+
+
+def learning_rate_schedule(recipe, total_steps):
+    """The recipe's schedule over total_steps (Keras's own CosineDecay, whose warm-up is linear)."""
+    if recipe.schedule != "cosine":
+        raise ValueError(f"{recipe.name}: unknown schedule {recipe.schedule!r}")
+    warmup_steps = int(recipe.warmup_fraction * total_steps)
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=recipe.learning_rate / 25 if warmup_steps else recipe.learning_rate,
+        decay_steps=total_steps - warmup_steps, warmup_target=recipe.learning_rate if warmup_steps else None,
+        warmup_steps=warmup_steps, alpha=0.0)
+
+
+def input_kind_of(model, recipe=None):
+    """What a model takes: its recipe's input kind, else (a model from elsewhere) images or flat rows by its shape."""
+    recipe = recipe or recipe_for(model)
+    if recipe is not None:
+        return recipe.input_kind
+    return "image" if len(model.input_shape) == 4 else "flat"
 
 
 def recipe_for(model, history=None):

@@ -18,11 +18,15 @@ interrupted save leaves the previous pair as it was.
 """
 
 import hashlib
+import inspect
 import json
 import os
 from pathlib import Path
 
 import h5py
+import keras
+
+import models
 
 JSON_SUFFIX = ".json"
 WEIGHTS_SUFFIX = ".weights.h5"
@@ -123,8 +127,6 @@ def load_keras_model(filename, compile=True):
 
 def _model_from_config(config):
     """Build (not compile: load_keras_model compiles) the model that a parsed model JSON describes."""
-    import keras
-
     # compiling here would build optimizer slots the weights file lacks
     config = {key: value for key, value in config.items() if key != "compile_config"}
     model = keras.models.model_from_json(json.dumps(config))
@@ -156,10 +158,6 @@ def _model_from_legacy_json(config):
     Initializers, regularizers and constraints only matter for training from
     scratch and changed names across versions: they are dropped.
     """
-    import inspect
-
-    import keras
-
     if config.get("class_name") != "Sequential":
         raise ValueError(f"only Sequential Keras 2 models are supported, not {config.get('class_name')}")
     body = config["config"]
@@ -214,8 +212,6 @@ def _set_legacy_weights(model, legacy_layers):
 
 
 def _compile_like_recipe(model):
-    import models
-
     recipe = models.recipe_for(model)
     if recipe is not None:
         models.compile_recipe(model, recipe)

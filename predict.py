@@ -8,7 +8,6 @@ light, cropped to the ink, its longer side scaled to 20 px keeping the aspect
 ratio, then pasted into 28x28 with its centre of mass at the centre.
 """
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -17,11 +16,12 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from scipy import ndimage
 from skimage.transform import resize
 
+import cli  # first of the project's modules: it loads TensorFlow with its native start-up lines filtered
 import data
-import evaluate
+import history
 import models
 import persistence
-import train
+from cli import UsageError
 
 DEFAULT_MODEL = "large"
 
@@ -69,11 +69,11 @@ def to_mnist(gray, source="image"):
 
 def default_pair(name):
     """The pair trained here, else the one committed under results/models/."""
-    for root in (Path(train.DEFAULT_OUT), Path(__file__).resolve().parent / "results"):
+    for root in (Path(history.DEFAULT_OUT), Path(__file__).resolve().parent / "results"):
         candidate = root / "models" / name
         if Path(f"{candidate}.json").is_file():
             return candidate
-    raise train.UsageError(f"no trained {name!r} pair in results/models/; run: python train.py --model {name}")
+    raise UsageError(f"no trained {name!r} pair in results/models/; run: python train.py --model {name}")
 
 
 def predict(model, images, normalize=True, recipe=None):
@@ -82,14 +82,13 @@ def predict(model, images, normalize=True, recipe=None):
     model = models.compute_model(model)  # channels_first convolutions do not run on most CPUs
     X = images.reshape(-1, 1, 28, 28) * (1 if normalize else 255)
     data_format = models.model_data_format(model)
-    inputs = data.prepare_inputs(X, evaluate.input_kind_of(model, recipe), data_format,
+    inputs = data.prepare_inputs(X, models.input_kind_of(model, recipe), data_format,
                                  **(recipe.input_options if recipe else {}))
     return model.predict(inputs, verbose=0)
 
 
 def parse_args(argv=None):
-    parser = train.OneLineErrorParser(description="Classify photos or scans of handwritten digits with a trained pair.",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = cli.OneLineErrorParser(description="Classify photos or scans of handwritten digits with a trained pair.")
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files, one digit each")
     parser.add_argument("--model", default=DEFAULT_MODEL, help="registry name of a trained MNIST model")
     parser.add_argument("--pair", metavar="PATH", help="a pair filename without extension (overrides --model)")
@@ -98,29 +97,20 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def main(argv=None):
-    args = parse_args(argv)
-    with models.native_log_filter():
-        return _run(args)
-
-
-def _run(args):
-    try:
-        pair = Path(args.pair) if args.pair else default_pair(args.model)
-        model = persistence.load_keras_model(pair)
-        history = train.read_history(pair) or {}
-        recipe = models.recipe_for(model, history)
-        model = models.compute_model(model)  # once, not per image
-        if recipe is None or recipe.input_kind not in ("image", "flat", "hog"):
-            raise train.UsageError(f"{pair}: not an MNIST digit model")
-        normalize = history.get("config", {}).get("normalize", recipe.normalize)
-    except (train.UsageError, persistence.PairError) as error:
-        sys.exit(f"predict.py: error: {error}")
+def run(args):
+    pair = Path(args.pair) if args.pair else default_pair(args.model)
+    model = persistence.load_keras_model(pair)
+    run_history = history.read_history(pair) or {}
+    recipe = models.recipe_for(model, run_history)
+    if recipe is None or recipe.input_kind not in ("image", "flat", "hog"):
+        raise UsageError(f"{pair}: not an MNIST digit model")
+    normalize = run_history.get("config", {}).get("normalize", recipe.normalize)
+    model = models.compute_model(model)  # once, not per image
     failures = 0
     for path in args.images:
         try:
             digit = to_mnist(load_grayscale(path), source=path)
-        except data.DataError as error:
+        except data.DataError as error:  # one bad photo does not stop the others
             print(f"predict.py: error: {error}", file=sys.stderr)
             failures += 1
             continue
@@ -132,6 +122,10 @@ def _run(args):
             Image.fromarray((digit * 255).astype(np.uint8)).save(shown)
             print(f"  the model saw: {shown}")
     return 1 if failures else 0
+
+
+def main(argv=None):
+    return cli.main("predict.py", run, parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -6,76 +6,162 @@ prints Keras's per-epoch log (the test set is the validation data, as in the
 INSAT sheet), then the sheet's two lines "Model score" and "Model error rate",
 and writes under --out (default results/):
     models/<run>.json, models/<run>.weights.h5   the pair (see persistence.py)
-    models/<run>.history.json, .history.csv      per-epoch metrics and seconds
+    models/<run>.history.json, .history.csv      per-epoch metrics and seconds (see history.py)
 where <run> is the model name, plus "_seed<N>" when --seed is not 7.
+
+Read train_and_evaluate first: settings, model, data, model.fit, test, save.
 """
 
 import argparse
 import contextlib
-import csv
 import json
 import os
-import platform
 import sys
 import time
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Optional
 
 import numpy as np
 
+import cli  # first of the project's modules: it loads TensorFlow with its native start-up lines filtered
 import data
+import history
+import metrics
 import models
 import persistence
+from cli import UsageError
+from history import DEFAULT_OUT, DEFAULT_SEED
 
-DEFAULT_SEED = 7  # the sheet's seed
-DEFAULT_OUT = "results"
-
-
-class UsageError(ValueError):
-    """A flag or path the user gave cannot work; the message says what to do."""
-
-
-def run_name(name, seed=DEFAULT_SEED):
-    return name if seed == DEFAULT_SEED else f"{name}_seed{seed}"
-
-
-def configure_device(device="auto"):
-    """Hide or require the GPU before TensorFlow starts; returns 'gpu' or 'cpu'."""
-    import tensorflow as tf
-
-    gpus = tf.config.list_physical_devices("GPU")
-    if device == "cpu" and gpus:
-        tf.config.set_visible_devices([], "GPU")
-        return "cpu"
-    if device == "gpu" and not gpus:
-        raise UsageError("--device gpu: TensorFlow sees no GPU; install GPU support "
-                         "(pip install 'tensorflow[and-cuda]==2.21.0') or use --device cpu")
-    return "gpu" if gpus and device != "cpu" else "cpu"
-
+import keras  # noqa: E402  (after cli, see above)
+import tensorflow as tf  # noqa: E402
 
 PRECISIONS = {"fp32": "float32", "bf16": "mixed_bfloat16"}
 # At most this many batches per call of Keras's compiled training step: the same arithmetic with fewer trips
 # through Python between batches; measured 8-15% faster for the medium CNN (results/BENCH.md). Progress bars
 # and on_batch_end callbacks then update once per call. Not under --distribute: Keras 3.15's multi-step
 # call fails inside MirroredStrategy (an unfed placeholder in its while loop).
-STEPS_PER_EXECUTION = 50
+STEPS_PER_CALL = 50
+# What the history's "config" records: the settings a reader of results needs.
+HISTORY_KEYS = ("model", "seed", "epochs", "batch_size", "normalize", "optimizer", "input_kind", "validation",
+                "train_images", "test_images", "device", "compute_data_format", "precision", "slice_size",
+                "steps_per_call", "replicas", "train_seconds", "resumed_at_epoch", "data_dir", "machine", "versions")
+# What a --resume must share with the interrupted run: all that decides its numbers.
+RESUME_KEYS = ("model", "seed", "epochs", "batch_size", "normalize", "precision", "slice_size", "train_images",
+               "test_images")
 
 
-def steps_per_execution(steps_per_epoch, most=STEPS_PER_EXECUTION):
-    """The largest divisor of steps_per_epoch up to `most`.
+def train_and_evaluate(name, out=DEFAULT_OUT, epochs=None, batch_size=None, seed=DEFAULT_SEED, normalize=None,
+                       device="auto", data_format=None, data_dir=None, train_limit=None, test_limit=None,
+                       resume=False, precision="fp32", distribute=False, slice_size=None,
+                       steps_per_call=STEPS_PER_CALL, verbose="auto", callbacks=()):
+    """Train recipe `name` (overrides: epochs, batch_size, normalize), evaluate it on the test set, save it.
 
-    Keras runs whole calls: one that crossed the end of an epoch of our one-pipeline-for-all-epochs
-    data would move batches into the next epoch (the epoch's log and checkpoint would be wrong).
+    data_dir: the chest X-ray tree, for the pneumonia recipe only.
+    train_limit / test_limit keep only the first MNIST images (quick trials, tests).
+    After every epoch the run's state goes to OUT/checkpoints/<run>.npz; resume=True
+    continues from it, and ends with the weights an uninterrupted run would have.
+    precision "bf16" computes in bfloat16 (Keras's mixed_bfloat16: CPUs with AVX-512 BF16
+    or AMX, GPU tensor cores) and still saves float32 weights.
+    distribute=True trains under tf.distribute.MirroredStrategy on every visible
+    GPU (or every logical CPU without one); batch_size is per replica, so the
+    global batch is batch_size x replicas.
+    slice_size: compute each batch's gradient over slices of this many images
+    (see slice_train_step); None or 0: whole batches, as the sheets train.
+    steps_per_call: at most this many batches per compiled Keras call (never across an epoch).
+    Returns a dict: run, model (in the sheet's layout), history, test_loss, test_accuracy,
+    error_rate, filename, train_seconds, config (the history's), metrics (pneumonia's, else None).
     """
-    return max(d for d in range(1, min(most, steps_per_epoch) + 1) if steps_per_epoch % d == 0)
+    recipe = models.MODELS[name]
+    settings = resolve_settings(recipe, epochs=epochs, batch_size=batch_size, seed=seed, normalize=normalize,
+                                data_format=data_format, data_dir=data_dir, train_limit=train_limit,
+                                test_limit=test_limit, resume=resume, precision=precision, distribute=distribute,
+                                slice_size=slice_size, steps_per_call=steps_per_call)
+    filename = Path(out) / "models" / history.run_name(name, seed)
+    check_writable(filename.parent)
+    settings["device"] = configure_device(device)
+
+    # Same seed, same machine: bit-identical weights (seeded init, shuffling and dropout; deterministic ops).
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+    strategy = distribution_strategy() if distribute else None
+    if strategy is not None:
+        settings["replicas"] = strategy.num_replicas_in_sync
+        settings["batch_size"] *= settings["replicas"]  # batch_size is per replica: the global batch
+    model = build_model(recipe, settings, strategy)
+
+    prepared = PREPARE[recipe.input_kind](recipe, settings, data_dir, train_limit, test_limit)
+    checkpoint = Checkpoint(Path(out) / "checkpoints" / f"{filename.name}.npz", settings) if prepared.resumable \
+        else None
+    epochs_log = checkpoint.restore(model) if resume else []
+    if resume:
+        settings["resumed_at_epoch"] = len(epochs_log)
+        print(f"Resuming {filename.name} after epoch {len(epochs_log)}/{settings['epochs']} from {checkpoint.path}",
+              flush=True)
+    settings["steps_per_call"] = model.steps_per_execution = (
+        1 if strategy else steps_per_execution(prepared.steps_per_epoch, settings["steps_per_call"]))
+
+    model.fit(**prepared.fit_arguments(first_epoch=len(epochs_log)), epochs=settings["epochs"],
+              callbacks=[keras.callbacks.TerminateOnNaN(), EpochRecorder(epochs_log, checkpoint), *callbacks],
+              verbose=(1 if sys.stdout.isatty() else 2) if verbose == "auto" else verbose)
+    if len(epochs_log) < settings["epochs"]:
+        kept = (f"; the last good epoch ({len(epochs_log)}) is kept in {checkpoint.path}"
+                if epochs_log and checkpoint else "")
+        raise UsageError(f"the loss became NaN or infinite in epoch {len(epochs_log) + 1}{kept}; nothing was saved. "
+                         "Normalise the inputs (drop --no-normalize) or lower the learning rate")
+
+    test_loss, test_accuracy, extra_metrics = prepared.test(model)  # prints the sheet's two lines
+    saved = models.relayout(model, recipe.data_format, float32=True)  # the sheet's layout, float32, in the JSON
+    persistence.save_keras_model(saved, filename)
+    settings["train_seconds"] = round(sum(row["seconds"] for row in epochs_log), 2)
+    test = {"loss": test_loss, "accuracy": test_accuracy, "error_rate": 100 - test_accuracy * 100,
+            **({"metrics": extra_metrics} if extra_metrics else {})}
+    config = {key: settings[key] for key in HISTORY_KEYS}
+    history.write_history(filename, config, epochs_log, test)
+    if checkpoint is not None:
+        checkpoint.delete()
+    return {"run": filename.name, "model": saved, "history": epochs_log, "test_loss": test_loss,
+            "test_accuracy": test_accuracy, "error_rate": test["error_rate"], "filename": filename,
+            "train_seconds": settings["train_seconds"], "config": config, "metrics": extra_metrics}
 
 
-def distribution_strategy():
-    """MirroredStrategy over every visible GPU, or over every logical CPU device when there is no GPU."""
-    import tensorflow as tf
+# ----------------------------------------------------------------------------
+# Settings, device, model
 
-    devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
-    return tf.distribute.MirroredStrategy(devices=[device.name for device in devices])
+
+def resolve_settings(recipe, *, epochs, batch_size, seed, normalize, data_format, data_dir, train_limit, test_limit,
+                     resume, precision, distribute, slice_size, steps_per_call):
+    """The run's settings in one dict: the recipe's, overridden by the flags given; UsageError for what cannot work."""
+    epochs = recipe.epochs if epochs is None else epochs
+    batch_size = recipe.batch_size if batch_size is None else batch_size
+    if epochs < 1 or batch_size < 1:
+        raise UsageError("--epochs and --batch-size must be at least 1")
+    if recipe.input_kind == "xray" and data_dir is None:
+        raise UsageError(f"--model {recipe.name} needs --data-dir DIR; {data.XRAY_LAYOUT}")
+    if precision not in PRECISIONS:
+        raise UsageError(f"--precision {precision}: choose one of {', '.join(PRECISIONS)}")
+    if slice_size is not None and slice_size < 0:
+        raise UsageError(f"--slice-size {slice_size}: give a number of images, or 0 for whole batches")
+    if slice_size and distribute:  # slice_train_step is written for one device; nothing tests it under a strategy
+        raise UsageError("--slice-size works without --distribute; drop one of them")
+    if recipe.input_kind == "xray" and resume:
+        raise UsageError("--resume works for the MNIST recipes; train pneumonia again from the start")
+    mnist = recipe.input_kind != "xray"  # the X-ray tree's counts are known once it is read
+    train_images = data.MNIST_TRAIN_IMAGES - (data.HOLDOUT_IMAGES if recipe.validation == "holdout" else 0)
+    return {
+        "model": recipe.name, "seed": seed, "epochs": epochs, "batch_size": batch_size,
+        "normalize": recipe.normalize if normalize is None else normalize, "optimizer": recipe.optimizer,
+        "input_kind": recipe.input_kind, "validation": recipe.validation,
+        "train_images": min(train_limit or train_images, train_images) if mnist else None,
+        "test_images": min(test_limit or data.MNIST_TEST_IMAGES, data.MNIST_TEST_IMAGES) if mnist else None,
+        "device": None,  # configure_device's answer
+        "compute_data_format": None if recipe.data_format is None else data_format or models.COMPUTE_DATA_FORMAT,
+        "precision": precision, "slice_size": slice_size if slice_size and slice_size < batch_size else None,
+        "steps_per_call": steps_per_call, "replicas": 1, "train_seconds": None, "resumed_at_epoch": None,
+        "data_dir": str(data_dir) if data_dir else None, "machine": history.machine_description(),
+        "versions": history.versions(),
+    }
 
 
 def check_writable(directory):
@@ -91,14 +177,128 @@ def check_writable(directory):
                          f"cannot write there ({error.strerror}); choose another directory") from None
 
 
+def configure_device(device="auto"):
+    """Hide or require the GPU before TensorFlow starts; returns 'gpu' or 'cpu'."""
+    gpus = tf.config.list_physical_devices("GPU")
+    if device == "cpu" and gpus:
+        tf.config.set_visible_devices([], "GPU")
+        return "cpu"
+    if device == "gpu" and not gpus:
+        raise UsageError("--device gpu: TensorFlow sees no GPU; install GPU support "
+                         "(pip install 'tensorflow[and-cuda]==2.21.0') or use --device cpu")
+    return "gpu" if gpus and device != "cpu" else "cpu"
+
+
+def distribution_strategy():
+    """MirroredStrategy over every visible GPU, or over every logical CPU device when there is no GPU."""
+    devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+    return tf.distribute.MirroredStrategy(devices=[device.name for device in devices])
+
+
+def build_model(recipe, settings, strategy=None):
+    """The recipe's compiled model, in the layout and precision it computes in (the global policy restored)."""
+    steps_per_epoch = steps(settings)
+    total_steps = None if steps_per_epoch is None else settings["epochs"] * steps_per_epoch  # for a schedule
+    keras.mixed_precision.set_global_policy(PRECISIONS[settings["precision"]])
+    try:
+        with strategy.scope() if strategy else contextlib.nullcontext():
+            model = models.build_model(recipe.name, data_format=settings["compute_data_format"],
+                                       total_steps=total_steps)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")  # later models (and the saved one) are float32
+    if settings["slice_size"]:
+        slice_train_step(model, settings["slice_size"])
+    return model
+
+
+def steps(settings):
+    """Batches per epoch (None before the X-ray tree is read)."""
+    return None if settings["train_images"] is None else -(-settings["train_images"] // settings["batch_size"])
+
+
+def steps_per_execution(steps_per_epoch, most=STEPS_PER_CALL):
+    """The largest divisor of steps_per_epoch up to `most` (`most` itself for a finite data set: None).
+
+    Keras runs whole calls: one that crossed the end of an epoch of our one-pipeline-for-all-epochs
+    data would move batches into the next epoch (the epoch's log and checkpoint would be wrong).
+    """
+    if steps_per_epoch is None:
+        return most  # a finite data set: Keras stops a call at its end
+    return max(d for d in range(1, min(most, steps_per_epoch) + 1) if steps_per_epoch % d == 0)
+
+
+# ----------------------------------------------------------------------------
+# Data: one function per kind of input, each returning what model.fit and the final test need
+
+
+@dataclass
+class Prepared:
+    """A run's data: model.fit's arguments from a given first epoch, and the test that prints the sheet's lines."""
+
+    fit_arguments: Callable[..., dict]  # first_epoch -> model.fit's keyword arguments
+    test: Callable  # model -> (test loss, test accuracy, extra metrics or None)
+    steps_per_epoch: Optional[int]  # None: a finite data set
+    resumable: bool  # each epoch's batches depend on (seed, epoch) only, so a checkpoint can continue the run
+
+
+def prepare_mnist(recipe, settings, data_dir, train_limit, test_limit):
+    """get_data_mnist as the recipe prepares it (images, flat rows or HOG features), in the compute layout.
+
+    Validation: the test set, as the INSAT sheet does (it decides nothing: it is only watched); or, for
+    recipes whose choices were made on data (validation="holdout"), the last 5,000 training images.
+    """
+    (X_train, y_train), (X_test, y_test), _ = data.get_data_mnist(settings["normalize"])
+    if recipe.validation == "holdout":
+        (X_train, y_train), (X_valid, y_valid) = data.holdout_split(X_train, y_train)
+    X_train, y_train = X_train[:train_limit], y_train[:train_limit]
+    X_test, y_test = X_test[:test_limit], y_test[:test_limit]
+
+    def prepare(images):
+        return data.prepare_inputs(images, recipe.input_kind, settings["compute_data_format"], **recipe.input_options)
+
+    x_train, x_test = prepare(X_train), prepare(X_test)
+    validation = (prepare(X_valid[:test_limit]), y_valid[:test_limit]) if recipe.validation == "holdout" \
+        else (x_test, y_test)
+    steps_per_epoch = steps(settings)
+    seed, batch_size = settings["seed"], settings["batch_size"]
+
+    def fit_arguments(first_epoch):
+        return {"x": epoch_batches(x_train, y_train, batch_size, seed, first_epoch, settings["epochs"]),
+                "steps_per_epoch": steps_per_epoch, "initial_epoch": first_epoch, "validation_data": validation,
+                "validation_batch_size": batch_size, "shuffle": False}
+
+    def test(model):
+        return (*metrics.print_model_error_rate(model, x_test, y_test), None)
+
+    return Prepared(fit_arguments, test, steps_per_epoch, resumable=True)
+
+
+def prepare_xray(recipe, settings, data_dir, train_limit, test_limit):
+    """The chest X-ray tree as tf.data sets; class weights from the training counts, as the ARN notebook does."""
+    datasets, counts = data.xray_datasets(data_dir, batch_size=settings["batch_size"], seed=settings["seed"])
+    settings["train_images"], settings["test_images"] = sum(counts), None
+
+    def fit_arguments(first_epoch):
+        return {"x": datasets["train"], "validation_data": datasets.get("val", datasets["test"]),
+                "class_weight": data.class_weights(counts), "shuffle": False,  # train is shuffled by tf.data
+                "initial_epoch": first_epoch}
+
+    def test(model):
+        test_loss, test_accuracy = metrics.print_model_error_rate(model, datasets["test"], None)
+        return test_loss, test_accuracy, metrics.xray_metrics(model, datasets["test"])
+
+    return Prepared(fit_arguments, test, None, resumable=False)  # tf.data reshuffles the tree each epoch
+
+
+PREPARE = {"image": prepare_mnist, "flat": prepare_mnist, "hog": prepare_mnist, "xray": prepare_xray}
+
+
 def epoch_batches(x, y, batch_size, seed, first_epoch, epochs):
     """Training batches for epochs first_epoch .. epochs-1, as one tf.data pipeline.
 
     Epoch e visits the images in an order that depends on (seed, e) only, so a
     run resumed at epoch e sees exactly the batches an uninterrupted run sees.
     """
-    import tensorflow as tf
-
     x_all, y_all = tf.constant(x), tf.constant(y)
 
     def one_epoch(epoch):
@@ -110,21 +310,85 @@ def epoch_batches(x, y, batch_size, seed, first_epoch, epochs):
     return batches.map(lambda index: (tf.gather(x_all, index), tf.gather(y_all, index))).prefetch(2)
 
 
+# ----------------------------------------------------------------------------
+# During training: the epoch record, checkpoints, sliced batches
+
+
+class EpochRecorder(keras.callbacks.Callback):
+    """After every epoch: its metrics and seconds into epochs_log, then the run's state into the checkpoint
+    (if the run has one)."""
+
+    def __init__(self, epochs_log, checkpoint):
+        super().__init__()
+        self.epochs_log, self.checkpoint = epochs_log, checkpoint
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        seconds = time.perf_counter() - self.started
+        if not all(np.isfinite(value) for value in logs.values()):
+            return  # TerminateOnNaN stops the run; the last checkpoint stays the last good epoch
+        self.epochs_log.append({"epoch": epoch + 1, **{key: float(value) for key, value in logs.items()},
+                                "seconds": round(seconds, 3)})
+        if self.checkpoint is not None:
+            self.checkpoint.save(self.model, self.epochs_log)
+
+
+class Checkpoint:
+    """The state of a run after its last finished epoch: every variable of the model (weights, random-seed
+    states) and of its optimizer, the epochs' history, and the settings (RESUME_KEYS) it was started with."""
+
+    def __init__(self, path, settings):
+        self.path = Path(path)
+        self.settings = {key: settings[key] for key in RESUME_KEYS}
+
+    def save(self, model, epochs_log):
+        arrays = {f"model_{i}": v.numpy() for i, v in enumerate(model.variables)}
+        arrays.update({f"optimizer_{i}": v.numpy() for i, v in enumerate(model.optimizer.variables)})
+        state = json.dumps({"settings": self.settings, "epochs": epochs_log})
+        data.write_npz_atomically(self.path, compress=False, state=np.array(state), **arrays)
+
+    def restore(self, model):
+        """Load the state into model (its optimizer built first); returns the epochs' history."""
+        if not self.path.is_file():
+            raise UsageError(f"--resume: no checkpoint {self.path}; train without --resume")
+        try:
+            with np.load(self.path, allow_pickle=False) as f:
+                state = json.loads(str(f["state"]))
+                if state["settings"] != self.settings:
+                    different = sorted(k for k in self.settings if state["settings"].get(k) != self.settings[k])
+                    raise UsageError(f"--resume: {self.path} was made with other settings ({', '.join(different)}); "
+                                     "use the same flags, or train without --resume to start again")
+                model.optimizer.build(model.trainable_variables)
+                for prefix, variables in (("model", model.variables), ("optimizer", model.optimizer.variables)):
+                    for i, variable in enumerate(variables):
+                        variable.assign(f[f"{prefix}_{i}"])
+        except UsageError:
+            raise
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as error:
+            raise UsageError(f"--resume: {self.path} is damaged ({error}); train without --resume") from None
+        return state["epochs"]
+
+    def delete(self):
+        self.path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            self.path.parent.rmdir()  # only if no other run's checkpoint is there
+
+
 def slice_train_step(model, slice_size):
     """Make model.fit compute each batch's gradient over slices of slice_size images, then step once.
 
     The gradient is the batch's mean gradient, as in Keras's own train_step (each slice's mean
     loss weighs by its share of the batch), so the recipe is unchanged: batch 200 is still one
     optimizer step on the mean over 200 images. Only the order of the float additions differs,
-    and each Dropout layer draws its masks slice by slice. (None of the models has BatchNormalization,
-    whose batch statistics slicing would change.) What it buys: the activations of one slice, not of
+    and each Dropout layer draws its masks slice by slice. (BatchNormalization, whose batch
+    statistics slicing would change, is refused.) What it buys: the activations of one slice, not of
     the whole batch, in memory at a time; results/BENCH.md times it.
     """
-    import keras
-    import tensorflow as tf
-
     if any(isinstance(layer, keras.layers.BatchNormalization) for layer in model.layers):
-        raise ValueError(f"{model.name}: slicing a batch would change BatchNormalization's statistics")
+        raise UsageError(f"--slice-size: {model.name} has BatchNormalization, whose statistics slicing would "
+                         "change; train it in whole batches")
     output_dtype = tf.as_dtype(model.outputs[0].dtype)
     output_shape = tf.TensorShape([None]).concatenate(model.output_shape[1:])
 
@@ -160,244 +424,14 @@ def slice_train_step(model, slice_size):
     return model
 
 
-class Checkpoint:
-    """The state of a run after its last finished epoch: every variable of the model (weights, random-seed
-    states) and of its optimizer, the epochs' history, and the settings it was started with."""
-
-    def __init__(self, path, settings):
-        self.path, self.settings = Path(path), settings
-
-    def save(self, model, epochs_log):
-        arrays = {f"model_{i}": v.numpy() for i, v in enumerate(model.variables)}
-        arrays.update({f"optimizer_{i}": v.numpy() for i, v in enumerate(model.optimizer.variables)})
-        state = json.dumps({"settings": self.settings, "epochs": epochs_log})
-        data.write_npz_atomically(self.path, compress=False, state=np.array(state), **arrays)
-
-    def restore(self, model):
-        """Load the state into model (its optimizer built first); returns the epochs' history."""
-        try:
-            with np.load(self.path, allow_pickle=False) as f:
-                state = json.loads(str(f["state"]))
-                if state["settings"] != self.settings:
-                    different = sorted(k for k in self.settings if state["settings"].get(k) != self.settings[k])
-                    raise UsageError(f"--resume: {self.path} was made with other settings ({', '.join(different)}); "
-                                     "use the same flags, or train without --resume to start again")
-                model.optimizer.build(model.trainable_variables)
-                for prefix, variables in (("model", model.variables), ("optimizer", model.optimizer.variables)):
-                    for i, variable in enumerate(variables):
-                        variable.assign(f[f"{prefix}_{i}"])
-        except UsageError:
-            raise
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as error:
-            raise UsageError(f"--resume: {self.path} is damaged ({error}); train without --resume") from None
-        return state["epochs"]
-
-    def delete(self):
-        self.path.unlink(missing_ok=True)
-        with contextlib.suppress(OSError):
-            self.path.parent.rmdir()  # only if no other run's checkpoint is there
-
-
-def train_and_evaluate(name, out=DEFAULT_OUT, epochs=None, batch_size=None, seed=DEFAULT_SEED, normalize=None,
-                       device="auto", data_format=None, data_dir=None, train_limit=None, test_limit=None,
-                       resume=False, precision="fp32", distribute=False, slice_size=None, verbose="auto",
-                       callbacks=()):
-    """Train recipe `name` (overrides: epochs, batch_size, normalize), evaluate it on the test set, save it.
-
-    data_dir: the chest X-ray tree, for the pneumonia recipe only.
-    train_limit / test_limit keep only the first MNIST images (quick trials, tests).
-    After every epoch the run's state goes to OUT/checkpoints/<run>.npz; resume=True
-    continues from it, and ends with the weights an uninterrupted run would have.
-    precision "bf16" computes in bfloat16 (Keras's mixed_bfloat16: AMX on recent
-    Intel CPUs, tensor cores on GPUs) and still saves float32 weights.
-    distribute=True trains under tf.distribute.MirroredStrategy on every visible
-    GPU (or every logical CPU without one); batch_size is per replica, so the
-    global batch is batch_size x replicas.
-    slice_size: compute each batch's gradient over slices of this many images
-    (see slice_train_step); None or 0: whole batches, as the sheets train.
-    Returns a dict: run, model (in the sheet's layout), history, test_loss,
-    test_accuracy, error_rate, filename, train_seconds (and metrics for pneumonia).
-    """
-    import keras
-    import tensorflow as tf
-
-    from evaluate import print_model_error_rate, xray_metrics
-
-    recipe = models.MODELS[name]
-    epochs = recipe.epochs if epochs is None else epochs
-    batch_size = recipe.batch_size if batch_size is None else batch_size
-    normalize = recipe.normalize if normalize is None else normalize
-    if epochs < 1 or batch_size < 1:
-        raise UsageError("--epochs and --batch-size must be at least 1")
-    if recipe.input_kind == "xray" and data_dir is None:
-        raise UsageError(f"--model {name} needs --data-dir DIR; {data.XRAY_LAYOUT}")
-    if precision not in PRECISIONS:
-        raise UsageError(f"--precision {precision}: choose one of {', '.join(PRECISIONS)}")
-    if slice_size is not None and slice_size < 0:
-        raise UsageError(f"--slice-size {slice_size}: give a number of images, or 0 for whole batches")
-    if slice_size and distribute:  # slice_train_step is written for one device; nothing tests it under a strategy
-        raise UsageError("--slice-size works without --distribute; drop one of them")
-    if recipe.input_kind == "xray" and resume:
-        raise UsageError("--resume works for the MNIST recipes; train pneumonia again from the start")
-    models_dir = Path(out) / "models"
-    check_writable(models_dir)
-    used_device = configure_device(device)
-    if recipe.data_format is not None:
-        data_format = data_format or models.COMPUTE_DATA_FORMAT
-    slice_size = slice_size if slice_size and slice_size < batch_size else None
-    if verbose == "auto":  # the progress bar on a terminal, one line per epoch (like the sheet's log) in a file
-        verbose = 1 if sys.stdout.isatty() else 2
-    run = run_name(name, seed)
-    filename = models_dir / run
-
-    # Same seed, same machine: bit-identical weights (seeded init, shuffling and dropout; deterministic ops).
-    keras.utils.set_random_seed(seed)
-    tf.config.experimental.enable_op_determinism()
-    strategy = distribution_strategy() if distribute else None
-    if strategy is not None:
-        batch_size *= strategy.num_replicas_in_sync
-    keras.mixed_precision.set_global_policy(PRECISIONS[precision])
-    try:
-        with strategy.scope() if strategy else contextlib.nullcontext():
-            model = models.build_model(name, data_format=data_format)
-    finally:
-        keras.mixed_precision.set_global_policy("float32")  # later models (and the saved one) are float32
-    if slice_size:
-        slice_train_step(model, slice_size)
-
-    metrics, epochs_log, first_epoch = None, [], 0
-    if recipe.input_kind == "xray":
-        datasets, counts = data.xray_datasets(data_dir, batch_size=batch_size, seed=seed)
-        fit_data = {"x": datasets["train"], "validation_data": datasets.get("val", datasets["test"]),
-                    "class_weight": data.class_weights(counts), "shuffle": False}  # train is shuffled by tf.data
-        train_images, checkpoint = sum(counts), None
-        # a finite data set: Keras stops a call at its end
-        model.steps_per_execution = 1 if strategy else STEPS_PER_EXECUTION
-    else:
-        (X_train, y_train), (X_test, y_test), num_classes = data.get_data_mnist(normalize)
-        X_train, y_train = X_train[:train_limit], y_train[:train_limit]
-        X_test, y_test = X_test[:test_limit], y_test[:test_limit]
-        x_train = data.prepare_inputs(X_train, recipe.input_kind, data_format, **recipe.input_options)
-        x_test = data.prepare_inputs(X_test, recipe.input_kind, data_format, **recipe.input_options)
-        train_images = len(x_train)
-        settings = {"model": name, "seed": seed, "epochs": epochs, "batch_size": batch_size, "normalize": normalize,
-                    "precision": precision, "slice_size": slice_size, "train_images": train_images,
-                    "test_images": len(x_test)}
-        checkpoint = Checkpoint(Path(out) / "checkpoints" / f"{run}.npz", settings)
-        if resume:
-            if not checkpoint.path.is_file():
-                raise UsageError(f"--resume: no checkpoint {checkpoint.path}; train without --resume")
-            epochs_log = checkpoint.restore(model)
-            first_epoch = len(epochs_log)
-            print(f"Resuming {run} after epoch {first_epoch}/{epochs} from {checkpoint.path}", flush=True)
-        # The sheet validates on the test set: the last val_accuracy is the test accuracy.
-        steps_per_epoch = -(-train_images // batch_size)
-        model.steps_per_execution = 1 if strategy else steps_per_execution(steps_per_epoch, STEPS_PER_EXECUTION)
-        fit_data = {"x": epoch_batches(x_train, y_train, batch_size, seed, first_epoch, epochs),
-                    "steps_per_epoch": steps_per_epoch, "initial_epoch": first_epoch,
-                    "validation_data": (x_test, y_test), "validation_batch_size": batch_size, "shuffle": False}
-
-    epoch_started = []
-
-    def end_of_epoch(epoch, logs):
-        seconds = time.perf_counter() - epoch_started[-1]
-        if not all(np.isfinite(value) for value in logs.values()):
-            return  # TerminateOnNaN stops the run; the last checkpoint stays the last good epoch
-        epochs_log.append({"epoch": epoch + 1, **{key: float(value) for key, value in logs.items()},
-                           "seconds": round(seconds, 3)})
-        if checkpoint is not None:
-            checkpoint.save(model, epochs_log)
-
-    recorder = keras.callbacks.LambdaCallback(
-        on_epoch_begin=lambda epoch, logs: epoch_started.append(time.perf_counter()), on_epoch_end=end_of_epoch)
-    model.fit(**fit_data, epochs=epochs, callbacks=[keras.callbacks.TerminateOnNaN(), recorder, *callbacks],
-              verbose=verbose)
-    if len(epochs_log) < epochs:
-        kept = (f"; the last good epoch ({len(epochs_log)}) is kept in {checkpoint.path}"
-                if epochs_log and checkpoint else "")
-        raise UsageError(f"the loss became NaN or infinite in epoch {len(epochs_log) + 1}{kept}; nothing was saved. "
-                         "Normalise the inputs (drop --no-normalize) or lower the learning rate")
-    train_seconds = sum(row["seconds"] for row in epochs_log)
-    if recipe.input_kind == "xray":
-        test_loss, test_accuracy = print_model_error_rate(model, datasets["test"], None)
-        metrics = xray_metrics(model, datasets["test"])
-    else:
-        test_loss, test_accuracy = print_model_error_rate(model, x_test, y_test)
-
-    saved = models.relayout(model, recipe.data_format, float32=True)  # the sheet's layout, float32, in the JSON
-    persistence.save_keras_model(saved, filename)
-    config = {
-        "model": name, "seed": seed, "epochs": epochs, "batch_size": batch_size, "normalize": normalize,
-        "optimizer": recipe.optimizer, "input_kind": recipe.input_kind, "train_images": train_images,
-        "device": used_device, "compute_data_format": data_format, "precision": precision,
-        "slice_size": slice_size,
-        "replicas": strategy.num_replicas_in_sync if strategy else 1, "train_seconds": round(train_seconds, 2),
-        "resumed_at_epoch": first_epoch or None, "data_dir": str(data_dir) if data_dir else None,
-        "machine": machine_description(),
-        "versions": {"tensorflow": tf.__version__, "keras": keras.__version__, "python": platform.python_version()},
-    }
-    test = {"loss": test_loss, "accuracy": test_accuracy, "error_rate": 100 - test_accuracy * 100,
-            **({"metrics": metrics} if metrics else {})}
-    write_history(filename, config, epochs_log, test)
-    if checkpoint is not None:
-        checkpoint.delete()
-    return {"run": run, "model": saved, "history": epochs_log, "test_loss": test_loss,
-            "test_accuracy": test_accuracy, "error_rate": test["error_rate"], "filename": filename,
-            "train_seconds": train_seconds, "metrics": metrics}
-
-
-def write_history(filename, config, epochs_log, test):
-    """<filename>.history.json (config, per-epoch metrics, test result) and .history.csv (per epoch)."""
-    json_path = Path(f"{filename}.history.json")
-    json_path.write_text(json.dumps({"config": config, "epochs": epochs_log, "test": test}, indent=2) + "\n")
-    with open(f"{filename}.history.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(epochs_log[0]))
-        writer.writeheader()
-        writer.writerows(epochs_log)
-
-
-def read_history(filename):
-    """The .history.json written beside a pair, or None."""
-    path = Path(f"{filename}.history.json")
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def cpu_fields():
-    """The first CPU's fields in /proc/cpuinfo ("model name", "flags", "cpu family", ...); {} where there is none."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            first_cpu = f.read().split("\n\n")[0].splitlines()
-    except OSError:
-        return {}
-    pairs = (line.split(":", 1) for line in first_cpu if ":" in line)
-    return {key.strip(): value.strip() for key, value in pairs}
-
-
-def machine_description():
-    """CPU model, core count and the vector extensions that matter for speed, for result tables."""
-    fields = cpu_fields()
-    cpu = fields.get("model name") or platform.processor() or platform.machine()
-    flags = set(fields.get("flags", "").split())
-    extensions = [name for flag, name in (("avx512f", "AVX-512"), ("avx512_bf16", "AVX-512 BF16"),
-                                          ("amx_bf16", "AMX")) if flag in flags]
-    return f"{cpu}, {os.cpu_count()} cores" + (f" ({', '.join(extensions)})" if extensions else "")
-
-
-class OneLineErrorParser(argparse.ArgumentParser):
-    """argparse whose errors are one line (not usage + error), exit code 2."""
-
-    def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+# ----------------------------------------------------------------------------
+# Command line
 
 
 def parse_args(argv=None):
     names = list(models.MODELS)
-    parser = OneLineErrorParser(description="Train a model of the INSAT TP3 / HEIG-VD ARN PW4 lab sheets with "
-                                            "its sheet recipe; flags override the recipe.",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = cli.OneLineErrorParser(description="Train a model of the INSAT TP3 / HEIG-VD ARN PW4 lab sheets with "
+                                                "its sheet recipe; flags override the recipe.")
     parser.add_argument("--model", required=True, metavar="NAME",
                         help=f"which recipe to train, one of: {', '.join(names)}; several separated by commas; "
                              "or 'all': every MNIST recipe of both sheets (and pneumonia when --data-dir is given)")
@@ -412,7 +446,8 @@ def parse_args(argv=None):
     parser.add_argument("--device", choices=["auto", "cpu", "gpu"], default="auto",
                         help="auto uses a GPU when TensorFlow sees one")
     parser.add_argument("--precision", choices=list(PRECISIONS), default="fp32",
-                        help="bf16: compute in bfloat16 (AMX CPUs, GPU tensor cores); the saved pair stays float32")
+                        help="bf16: compute in bfloat16 (CPUs with AVX-512 BF16 or AMX, GPU tensor cores); "
+                             "the saved pair stays float32")
     parser.add_argument("--slice-size", type=int, metavar="N",
                         help="compute each batch's gradient over slices of N images, then take one optimizer step "
                              "(same mean gradient, less memory; results/BENCH.md times it; default: whole batches)")
@@ -445,37 +480,28 @@ def parse_args(argv=None):
     return args
 
 
-def main(argv=None):
-    args = parse_args(argv)
-    with models.native_log_filter():
-        return _run(args)
-
-
-def _run(args):
+def run(args):
     started = time.perf_counter()
-    try:
-        for name in args.models:
-            for seed in args.seeds:
-                if len(args.models) * len(args.seeds) > 1:
-                    print(f"== {run_name(name, seed)}", flush=True)
-                train_and_evaluate(name, out=args.out, epochs=args.epochs, batch_size=args.batch_size, seed=seed,
-                                   normalize=args.normalize, device=args.device, data_dir=args.data_dir,
-                                   train_limit=args.train_limit, test_limit=args.test_limit,
-                                   resume=args.resume, precision=args.precision, distribute=args.distribute,
-                                   slice_size=args.slice_size,
-                                   verbose=0 if args.quiet else "auto")
-    except (UsageError, data.DataError, persistence.PairError) as error:
-        sys.exit(f"train.py: error: {error}")
-    except KeyboardInterrupt:
-        sys.exit("train.py: interrupted; earlier results are untouched. Continue from the last finished epoch "
-                 "with the same command plus --resume")
-    except OSError as error:  # a full disk, a results dir that vanished, ...: earlier pairs are untouched
-        where = f"{error.filename}: " if error.filename else ""
-        sys.exit(f"train.py: error: {where}{error.strerror or error}; nothing was saved, earlier results are untouched")
-    if len(args.models) * len(args.seeds) > 1:
-        print(f"Trained {len(args.models) * len(args.seeds)} runs in {time.perf_counter() - started:.0f} s; "
+    runs = [(name, seed) for name in args.models for seed in args.seeds]
+    for name, seed in runs:
+        if len(runs) > 1:
+            print(f"== {history.run_name(name, seed)}", flush=True)
+        train_and_evaluate(name, out=args.out, epochs=args.epochs, batch_size=args.batch_size, seed=seed,
+                           normalize=args.normalize, device=args.device, data_dir=args.data_dir,
+                           train_limit=args.train_limit, test_limit=args.test_limit, resume=args.resume,
+                           precision=args.precision, distribute=args.distribute, slice_size=args.slice_size,
+                           verbose=0 if args.quiet else "auto")
+    if len(runs) > 1:
+        print(f"Trained {len(runs)} runs in {time.perf_counter() - started:.0f} s; "
               f"now: python evaluate.py {args.out if args.out != DEFAULT_OUT else ''}".rstrip())
     return 0
+
+
+def main(argv=None):
+    return cli.main("train.py", run, parse_args(argv),
+                    on_interrupt="interrupted; earlier results are untouched. Continue from the last finished epoch "
+                                 "with the same command plus --resume",
+                    after_os_error="; nothing was saved, earlier results are untouched")
 
 
 if __name__ == "__main__":

@@ -7,18 +7,11 @@ from skimage.feature import hog
 
 import data
 import evaluate
+import metrics
 import models
 import train
 from conftest import last_line, run_script
-
-ARN_PARAMETERS = {"mlp1": 407_050, "mlp2": 407_050, "mlp3": 535_818, "hog_mlp1": 25_802, "hog_mlp2": 50_890,
-                  "arn_cnn": 7_465, "pneumonia": 164_353}
-
-
-@pytest.mark.parametrize("name", list(ARN_PARAMETERS))
-def test_arn_parameter_counts(name):
-    assert models.build_model(name).count_params() == ARN_PARAMETERS[name]
-
+from test_models import PARAMETERS
 
 def test_arn_recipes():
     expected = {"mlp1": (10, 128), "mlp2": (20, 32), "mlp3": (30, 128), "hog_mlp1": (50, 128), "hog_mlp2": (20, 128),
@@ -76,7 +69,7 @@ def test_one_epoch_per_family(name, tmp_path):
     result = train.train_and_evaluate(name, out=tmp_path, epochs=1, train_limit=1000, test_limit=300, verbose=0)
     assert result["error_rate"] < 85  # better than chance (90%) after one epoch on 1000 images
     assert (tmp_path / "models" / f"{name}.json").is_file()
-    assert result["model"].count_params() == ARN_PARAMETERS[name]
+    assert result["model"].count_params() == PARAMETERS[name]
 
 
 def test_parameters_table_answers_part_3(tiny_run, capsys):
@@ -115,8 +108,8 @@ def test_xray_labels_line_up_whatever_the_letter_case(tmp_path):
     make_xray_tree(tmp_path)
     datasets, counts = data.xray_datasets(tmp_path, batch_size=5)
     assert counts == [12, 12]
-    metrics = evaluate.xray_metrics(BrightnessModel(), datasets["test"])
-    assert metrics["accuracy"] == 1.0 and metrics["confusion_matrix"] == [[12, 0], [0, 12]]
+    scores = metrics.xray_metrics(BrightnessModel(), datasets["test"])
+    assert scores["accuracy"] == 1.0 and scores["confusion_matrix"] == [[12, 0], [0, 12]]
     assert data.class_weights([1341, 3875]) == pytest.approx({0: 1.9448, 1: 0.6730}, abs=1e-4)
 
 
@@ -124,10 +117,10 @@ def test_pneumonia_trains_one_epoch_on_synthetic_images(tmp_path):
     tree = make_xray_tree(tmp_path / "xray")
     result = train.train_and_evaluate("pneumonia", out=tmp_path / "out", data_dir=tree, epochs=1, batch_size=8,
                                       verbose=0)
-    metrics = result["metrics"]
-    assert metrics["images"] == 24 and sum(map(sum, metrics["confusion_matrix"])) == 24
-    assert set(metrics) >= {"accuracy", "precision", "recall", "f1"}
-    assert metrics["accuracy"] == pytest.approx(result["test_accuracy"], abs=1e-6)
+    scores = result["metrics"]
+    assert scores["images"] == 24 and sum(map(sum, scores["confusion_matrix"])) == 24
+    assert set(scores) >= {"accuracy", "precision", "recall", "f1"}
+    assert scores["accuracy"] == pytest.approx(result["test_accuracy"], abs=1e-6)
     assert evaluate.main([str(tmp_path / "out")]) == 0  # finds the data dir in the pair's history
 
 

@@ -1,6 +1,7 @@
 """evaluate.py: the sheet's lines and the table, and what it says when there is nothing to evaluate."""
 
 import evaluate
+import metrics
 from conftest import last_line, run_script
 
 
@@ -20,7 +21,7 @@ def test_print_model_error_rate_uses_the_sheet_format(tiny_run, capsys):
     model = tiny_run[1]["model"]
     images = np.zeros((4, 1, 28, 28), np.float32)
     labels = np.eye(10, dtype=np.float32)[[0, 1, 2, 3]]
-    loss, accuracy = evaluate.print_model_error_rate(model, images, labels)
+    loss, accuracy = metrics.print_model_error_rate(model, images, labels)
     lines = capsys.readouterr().out.splitlines()
     assert lines == [f"Model score : {accuracy * 100:.2f}%", f"Model error rate : {100 - accuracy * 100:.2f}%"]
 
@@ -80,3 +81,25 @@ def test_readme_table_is_copied_from_the_report(tmp_path):
     evaluate.update_readme(report, readme)
     assert readme.read_text() == (f"before\n{evaluate.README_START}\n| model | x |\n| --- | --- |\n| small | 1 |\n"
                                   f"{evaluate.README_END}\nafter\n")
+
+
+def test_a_foreign_pair_near_chance_on_pixels_over_255_gets_a_one_line_hint(tmp_path, tiny_run):
+    """Like the 2019 tutorial's no_preparation_small_model_cnn (trained on pixels 0..255, 89.72% error on /255):
+    a pair without our history, here one that always answers 1, scores near chance; evaluate.py names the flag."""
+    import numpy as np
+
+    import models
+    import persistence
+
+    foreign = models.build_model("small")
+    foreign.name = "no_preparation_small_model_cnn"  # no recipe of ours: evaluate.py cannot know its scaling
+    kernel, bias = foreign.layers[-1].get_weights()
+    foreign.layers[-1].set_weights([np.zeros_like(kernel), np.eye(10, dtype=np.float32)[1]])
+    persistence.save_keras_model(foreign, tmp_path / "foreign")
+    result = run_script("evaluate.py", tmp_path / "foreign", tiny_run[0], "--test-limit", "500")
+    assert result.returncode == 0, result.stderr
+    hints = [line for line in result.stderr.splitlines() if "near chance" in line]
+    assert hints == [f"evaluate.py: {tmp_path / 'foreign'} scores near chance on pixels /255: it may expect raw "
+                     "pixels 0..255; try --normalize no"]  # one line, for the foreign pair only
+    raw = run_script("evaluate.py", tmp_path / "foreign", "--test-limit", "500", "--normalize", "no")
+    assert raw.returncode == 0 and "near chance" not in raw.stderr

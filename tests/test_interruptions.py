@@ -1,5 +1,6 @@
 """Interrupted runs resume to the same weights; kills during a save and NaN losses lose nothing."""
 
+import json
 import signal
 import subprocess
 import sys
@@ -9,6 +10,7 @@ import keras
 import numpy as np
 import pytest
 
+import cli
 import persistence
 import train
 from conftest import ROOT, last_line
@@ -45,13 +47,13 @@ def test_resume_ends_with_the_weights_of_an_uninterrupted_run(tmp_path):
 def test_resume_with_other_settings_or_without_checkpoint_is_refused(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         train.train_and_evaluate("medium", out=tmp_path, callbacks=[InterruptAfterEpoch(1)], **RUN)
-    with pytest.raises(train.UsageError, match=r"^--resume: \S+ was made with other settings \(batch_size\)"):
+    with pytest.raises(cli.UsageError, match=r"^--resume: \S+ was made with other settings \(batch_size\)"):
         train.train_and_evaluate("medium", out=tmp_path, resume=True, batch_size=50, **RUN)
     checkpoint = tmp_path / "checkpoints" / "medium.npz"
     checkpoint.write_bytes(checkpoint.read_bytes()[:1000])
-    with pytest.raises(train.UsageError, match=r"medium\.npz is damaged"):
+    with pytest.raises(cli.UsageError, match=r"medium\.npz is damaged"):
         train.train_and_evaluate("medium", out=tmp_path, resume=True, **RUN)
-    with pytest.raises(train.UsageError, match="no checkpoint"):
+    with pytest.raises(cli.UsageError, match="no checkpoint"):
         train.train_and_evaluate("small", out=tmp_path, resume=True, **RUN)
 
 
@@ -65,15 +67,13 @@ class PoisonWeights(keras.callbacks.Callback):
 
 
 def test_nan_loss_stops_keeps_the_last_good_epoch_and_saves_nothing(tmp_path):
-    with pytest.raises(train.UsageError, match=r"NaN or infinite in epoch 2; the last good epoch \(1\) is kept .* "
+    with pytest.raises(cli.UsageError, match=r"NaN or infinite in epoch 2; the last good epoch \(1\) is kept .* "
                                                r"Normalise the inputs"):
         train.train_and_evaluate("small", out=tmp_path, callbacks=[PoisonWeights()], **RUN)
     assert not (tmp_path / "models" / "small.json").exists()
-    checkpoint = train.Checkpoint(tmp_path / "checkpoints" / "small.npz", {})
-    assert checkpoint.path.is_file()
-    import json
-
-    state = json.loads(str(np.load(checkpoint.path)["state"]))
+    checkpoint = tmp_path / "checkpoints" / "small.npz"
+    assert checkpoint.is_file()
+    state = json.loads(str(np.load(checkpoint)["state"]))
     assert [row["epoch"] for row in state["epochs"]] == [1]
 
 

@@ -57,18 +57,19 @@ def test_train_py_slices_only_when_asked(tmp_path):
 
 
 def test_steps_per_execution_never_crosses_an_epoch():
+    assert train.steps_per_execution(None, 50) == 50  # a finite data set: Keras stops a call at its end
     assert train.steps_per_execution(300) == 50  # the INSAT recipes: 60,000 / 200
     assert train.steps_per_execution(469) == 7  # 60,000 / 128 rounded up = 7 x 67
     assert train.steps_per_execution(11) == 11
     assert train.steps_per_execution(53) == 1
 
 
-def test_several_batches_per_call_change_no_number(tmp_path, monkeypatch):
+def test_several_batches_per_call_change_no_number(tmp_path):
     runs = []
-    for most in (1, train.STEPS_PER_EXECUTION):
-        monkeypatch.setattr(train, "STEPS_PER_EXECUTION", most)
+    for most in (1, train.STEPS_PER_CALL):
         result = train.train_and_evaluate("medium", out=tmp_path / str(most), epochs=2, train_limit=2200,
-                                          test_limit=300, verbose=0)  # 11 batches per epoch: 1 call or 11
+                                          test_limit=300, steps_per_call=most, verbose=0)  # 11 batches an epoch
+        assert result["config"]["steps_per_call"] == min(most, 11)  # 11 calls of 1 batch, or 1 of 11
         runs.append(result)
     for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
         assert [row[key] for row in runs[0]["history"]] == [row[key] for row in runs[1]["history"]]

@@ -6,6 +6,8 @@ import json
 import numpy as np
 import pytest
 
+import cli
+import history
 import persistence
 import train
 from conftest import last_line, run_script
@@ -73,7 +75,7 @@ def test_negative_slice_size_is_one_line_exit_2():
 
 
 def test_slices_and_distribute_together_are_refused_before_training(tmp_path):
-    with pytest.raises(train.UsageError, match="--slice-size works without --distribute"):
+    with pytest.raises(cli.UsageError, match="--slice-size works without --distribute"):
         train.train_and_evaluate("small", out=tmp_path, slice_size=20, distribute=True)
     assert not (tmp_path / "models").exists()
 
@@ -92,4 +94,4 @@ def test_model_all_and_seeds_flags():
     assert args.seeds == [7, 8, 9]
     assert "pneumonia" in train.parse_args(["--model", "all", "--data-dir", "x"]).models
     assert train.parse_args(["--model", "small,medium"]).models == ["small", "medium"]
-    assert train.run_name("small", 7) == "small" and train.run_name("small", 8) == "small_seed8"
+    assert history.run_name("small", 7) == "small" and history.run_name("small", 8) == "small_seed8"

@@ -1,0 +1,72 @@
+"""What a training run leaves beside its pair: the history files, and the machine and versions it ran on.
+
+    <out>/models/<run>.history.json   {"config": the run's settings, "epochs": [...], "test": {...}}
+    <out>/models/<run>.history.csv    one row per epoch (loss, accuracy, val_loss, val_accuracy, seconds)
+
+<run> is the model name, plus "_seed<N>" when the seed is not the sheet's 7.
+"""
+
+import csv
+import json
+import os
+import platform
+from pathlib import Path
+
+DEFAULT_OUT = "results"
+DEFAULT_SEED = 7  # the sheet's seed
+
+
+def run_name(name, seed=DEFAULT_SEED):
+    return name if seed == DEFAULT_SEED else f"{name}_seed{seed}"
+
+
+def write_history(filename, config, epochs_log, test):
+    """<filename>.history.json (config, per-epoch metrics, test result) and .history.csv (per epoch)."""
+    json_path = Path(f"{filename}.history.json")
+    json_path.write_text(json.dumps({"config": config, "epochs": epochs_log, "test": test}, indent=2) + "\n")
+    with open(f"{filename}.history.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(epochs_log[0]))
+        writer.writeheader()
+        writer.writerows(epochs_log)
+
+
+def read_history(filename):
+    """The .history.json written beside a pair, or None."""
+    path = Path(f"{filename}.history.json")
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def cpu_fields():
+    """The first CPU's fields in /proc/cpuinfo ("model name", "flags", "cpu family", ...); {} where there is none."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            first_cpu = f.read().split("\n\n")[0].splitlines()
+    except OSError:
+        return {}
+    pairs = (line.split(":", 1) for line in first_cpu if ":" in line)
+    return {key.strip(): value.strip() for key, value in pairs}
+
+
+def machine_description():
+    """CPU model, core count and the vector extensions that matter for speed, for result tables."""
+    fields = cpu_fields()
+    cpu = fields.get("model name") or platform.processor() or platform.machine()
+    flags = set(fields.get("flags", "").split())
+    extensions = [name for flag, name in (("avx512f", "AVX-512"), ("avx512_bf16", "AVX-512 BF16"),
+                                          ("amx_bf16", "AMX")) if flag in flags]
+    if not extensions and "avx2" in flags:
+        extensions = ["AVX2"]
+    return f"{cpu}, {os.cpu_count()} cores" + (f" ({', '.join(extensions)})" if extensions else "")
+
+
+def versions():
+    """The versions that decide the digits: Python, TensorFlow, Keras, NumPy."""
+    import keras
+    import numpy
+    import tensorflow as tf
+
+    return {"tensorflow": tf.__version__, "keras": keras.__version__, "numpy": numpy.__version__,
+            "python": platform.python_version()}
