@@ -29,7 +29,8 @@ from metrics import print_model_error_rate  # noqa: F401  (the sheet's function,
 
 ROOT = Path(__file__).resolve().parent
 PREDICT_BATCH_SIZE = 1000  # test images per predict call
-README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
+# The README's generated tables: its markers, and how the table starts in RESULTS.md
+README_TABLES = {"results": "| model |", "ladder": "| rung |"}
 NEAR_CHANCE_ERROR = 80.0  # % error: chance is 90%; a model trained on pixels 0..255 and fed /255 lands here
 
 
@@ -215,6 +216,38 @@ def report_table(rows):
     return markdown_table(header, table)
 
 
+def ladder_table(rows):
+    """The ladder beyond the sheets: per rung, what it adds, the mean ± sd of its seeds' error rates, the gain
+    over the rung before it and its training time per run; None until every rung has been trained."""
+    groups = group_by_model(rows)
+    if not all(name in groups for name in models.LADDER):
+        return None
+    header = ["rung", "adds", "parameters", "epochs", "error rate, mean ± sd", "seeds", "gain over the rung before",
+              "train time per run"]
+    table, previous = [], None
+    for name in models.LADDER:
+        runs, recipe = groups[name], models.MODELS[name]
+        rates = [row["error_rate"] for row in runs]
+        mean = statistics.mean(rates)
+        spread = f"{mean:.2f} ± {statistics.stdev(rates):.2f}%" if len(rates) > 1 else f"{mean:.2f}%"
+        seconds = [row["config"]["train_seconds"] for row in runs if row["config"].get("train_seconds")]
+        adds = "the sheet's small CNN, pixels /255" if recipe.sheet != models.BEYOND else recipe.description
+        table.append([name, adds, f"{runs[0]['parameters']:,}", runs[0]["epochs"] or "?", spread, len(rates),
+                      "-" if previous is None else f"{previous - mean:+.2f} points",
+                      f"{statistics.mean(seconds) / 60:.1f} min" if seconds else "-"])
+        previous = mean
+    return markdown_table(header, table)
+
+
+def ladder_figure(rows, path):
+    """results/plots/ladder.png: each rung's error rate (its seeds and their mean) and its training time."""
+    groups = group_by_model(rows)
+    rates = [[row["error_rate"] for row in groups[name]] for name in models.LADDER]
+    minutes = [statistics.mean(row["config"].get("train_seconds") or 0 for row in groups[name]) / 60
+               for name in models.LADDER]
+    plots.plot_ladder(models.LADDER, rates, minutes, path)
+
+
 def parameters_table(rows):
     """Sheet part 3 (do deeper models have more weights?): trainable weights per layer and in total."""
     table = []
@@ -256,6 +289,7 @@ def write_report(rows, path):
         "Error rate: the default-seed (7) run on the 10,000 MNIST test images; *over seeds*: mean ± sample sd",
         "of all its runs; *difference*: how far the error rate lies outside the reference range.", "",
         report_table(rows), "",
+        *(ladder_section(rows) if ladder_table(rows) else []),
         "## References", "", *sources, "",
         *(["## Notes", "", *notes, ""] if notes else []),
         "## Weights per layer (ARN sheet, part 3)", "", parameters_table(rows), "",
@@ -269,15 +303,34 @@ def write_report(rows, path):
     Path(path).write_text(text)
 
 
+def ladder_section(rows):
+    """RESULTS.md's lines on the ladder beyond the sheets: how it was chosen, then its table."""
+    return [
+        "## Beyond the sheets: a ladder from the sheet's small CNN", "",
+        "Each rung adds one idea to the rung before it (`python train.py --model NAME`, seeds 7, 8, 9). The rungs "
+        "after `small` hold out the last 5,000 training images as validation data; every choice (learning rate, "
+        "schedule, epochs) was made on those, and the test set was used once per run, after training "
+        "(results/logs/ladder_choices.txt). *Gain*: how many points of error rate the rung's mean takes off the "
+        "mean of the rung before it. Figure: plots/ladder.png.", "",
+        ladder_table(rows), "",
+    ]
+
+
 def update_readme(report_path, readme=ROOT / "README.md"):
-    """Copy RESULTS.md's table between the README's results markers."""
-    table = next(block for block in Path(report_path).read_text().split("\n\n") if block.startswith("| model |"))
+    """Copy RESULTS.md's generated tables between the README's markers (<!-- results:start --> ...)."""
+    blocks = Path(report_path).read_text().split("\n\n")
     text = readme.read_text()
-    if README_START not in text or README_END not in text:
-        raise UsageError(f"{readme}: no {README_START} ... {README_END} markers to fill")
-    head, rest = text.split(README_START, 1)
-    _, tail = rest.split(README_END, 1)
-    readme.write_text(f"{head}{README_START}\n{table}\n{README_END}{tail}")
+    for marker, first_cells in README_TABLES.items():
+        start, end = f"<!-- {marker}:start -->", f"<!-- {marker}:end -->"
+        table = next((block for block in blocks if block.startswith(first_cells)), None)
+        if table is None:
+            continue
+        if start not in text or end not in text:
+            raise UsageError(f"{readme}: no {start} ... {end} markers to fill")
+        head, rest = text.split(start, 1)
+        _, tail = rest.split(end, 1)
+        text = f"{head}{start}\n{table}\n{end}{tail}"
+    readme.write_text(text)
 
 
 def parse_args(argv=None):
@@ -324,6 +377,8 @@ def run(args):
             print(parameters_table(rows))
         if report_dir is not None:
             write_report(rows, report_dir / "RESULTS.md")
+            if ladder_table(rows):
+                ladder_figure(rows, report_dir / "plots" / "ladder.png")
             if args.readme:
                 update_readme(report_dir / "RESULTS.md")
             print(f"\nWrote {report_dir / 'RESULTS.md'} and figures in {report_dir / 'plots'}/")

@@ -70,3 +70,26 @@ def plot_misclassified(images, labels, predictions, path, title, count=36):
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
+
+
+def plot_ladder(names, error_rates, minutes, path):
+    """Error rate per rung (each seed a dot, the mean a bar with its sd), and training minutes per run."""
+    figure, (left, right) = plt.subplots(1, 2, figsize=(12, 4), gridspec_kw={"width_ratios": [3, 2]})
+    positions = np.arange(len(names))
+    means = [np.mean(rates) for rates in error_rates]
+    spreads = [np.std(rates, ddof=1) if len(rates) > 1 else 0 for rates in error_rates]
+    left.bar(positions, means, yerr=spreads, capsize=4, color="#9ecae1", label="mean ± sd over seeds")
+    for position, rates in zip(positions, error_rates):
+        left.plot([position] * len(rates), rates, "o", color="#08519c", markersize=4)
+    left.set_ylabel("test error rate (%)")
+    left.set_title("error rate per rung (dots: seeds)")
+    right.bar(positions, minutes, color="#fdae6b")
+    right.set_ylabel("training minutes per run")
+    right.set_title("cost per rung")
+    for axis in (left, right):
+        axis.set_xticks(positions, names, rotation=30, ha="right")
+        axis.grid(axis="y", alpha=0.3)
+    left.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)

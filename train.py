@@ -44,19 +44,20 @@ PRECISIONS = {"fp32": "float32", "bf16": "mixed_bfloat16"}
 # call fails inside MirroredStrategy (an unfed placeholder in its while loop).
 STEPS_PER_CALL = 50
 # What the history's "config" records: the settings a reader of results needs.
-HISTORY_KEYS = ("model", "seed", "epochs", "batch_size", "normalize", "optimizer", "input_kind", "validation",
+HISTORY_KEYS = ("model", "seed", "epochs", "batch_size", "normalize", "optimizer", "learning_rate", "input_kind",
+                "validation",
                 "train_images", "test_images", "device", "compute_data_format", "precision", "slice_size",
                 "steps_per_call", "replicas", "train_seconds", "resumed_at_epoch", "data_dir", "machine", "versions")
 # What a --resume must share with the interrupted run: all that decides its numbers.
-RESUME_KEYS = ("model", "seed", "epochs", "batch_size", "normalize", "precision", "slice_size", "train_images",
-               "test_images")
+RESUME_KEYS = ("model", "seed", "epochs", "batch_size", "normalize", "learning_rate", "precision", "slice_size",
+               "train_images", "test_images")
 
 
 def train_and_evaluate(name, out=DEFAULT_OUT, epochs=None, batch_size=None, seed=DEFAULT_SEED, normalize=None,
                        device="auto", data_format=None, data_dir=None, train_limit=None, test_limit=None,
-                       resume=False, precision="fp32", distribute=False, slice_size=None,
+                       resume=False, precision="fp32", distribute=False, slice_size=None, learning_rate=None,
                        steps_per_call=STEPS_PER_CALL, verbose="auto", callbacks=()):
-    """Train recipe `name` (overrides: epochs, batch_size, normalize), evaluate it on the test set, save it.
+    """Train recipe `name` (overrides: epochs, batch_size, normalize, learning_rate), test it, save it.
 
     data_dir: the chest X-ray tree, for the pneumonia recipe only.
     train_limit / test_limit keep only the first MNIST images (quick trials, tests).
@@ -77,7 +78,7 @@ def train_and_evaluate(name, out=DEFAULT_OUT, epochs=None, batch_size=None, seed
     settings = resolve_settings(recipe, epochs=epochs, batch_size=batch_size, seed=seed, normalize=normalize,
                                 data_format=data_format, data_dir=data_dir, train_limit=train_limit,
                                 test_limit=test_limit, resume=resume, precision=precision, distribute=distribute,
-                                slice_size=slice_size, steps_per_call=steps_per_call)
+                                slice_size=slice_size, learning_rate=learning_rate, steps_per_call=steps_per_call)
     filename = Path(out) / "models" / history.run_name(name, seed)
     check_writable(filename.parent)
     settings["device"] = configure_device(device)
@@ -131,12 +132,14 @@ def train_and_evaluate(name, out=DEFAULT_OUT, epochs=None, batch_size=None, seed
 
 
 def resolve_settings(recipe, *, epochs, batch_size, seed, normalize, data_format, data_dir, train_limit, test_limit,
-                     resume, precision, distribute, slice_size, steps_per_call):
+                     resume, precision, distribute, slice_size, learning_rate, steps_per_call):
     """The run's settings in one dict: the recipe's, overridden by the flags given; UsageError for what cannot work."""
     epochs = recipe.epochs if epochs is None else epochs
     batch_size = recipe.batch_size if batch_size is None else batch_size
     if epochs < 1 or batch_size < 1:
         raise UsageError("--epochs and --batch-size must be at least 1")
+    if learning_rate is not None and not learning_rate > 0:
+        raise UsageError(f"--learning-rate {learning_rate}: give a positive number, e.g. 0.001")
     if recipe.input_kind == "xray" and data_dir is None:
         raise UsageError(f"--model {recipe.name} needs --data-dir DIR; {data.XRAY_LAYOUT}")
     if precision not in PRECISIONS:
@@ -152,6 +155,7 @@ def resolve_settings(recipe, *, epochs, batch_size, seed, normalize, data_format
     return {
         "model": recipe.name, "seed": seed, "epochs": epochs, "batch_size": batch_size,
         "normalize": recipe.normalize if normalize is None else normalize, "optimizer": recipe.optimizer,
+        "learning_rate": recipe.learning_rate if learning_rate is None else learning_rate,  # None: Keras's default
         "input_kind": recipe.input_kind, "validation": recipe.validation,
         "train_images": min(train_limit or train_images, train_images) if mnist else None,
         "test_images": min(test_limit or data.MNIST_TEST_IMAGES, data.MNIST_TEST_IMAGES) if mnist else None,
@@ -203,7 +207,7 @@ def build_model(recipe, settings, strategy=None):
     try:
         with strategy.scope() if strategy else contextlib.nullcontext():
             model = models.build_model(recipe.name, data_format=settings["compute_data_format"],
-                                       total_steps=total_steps)
+                                       total_steps=total_steps, learning_rate=settings["learning_rate"])
     finally:
         keras.mixed_precision.set_global_policy("float32")  # later models (and the saved one) are float32
     if settings["slice_size"]:
@@ -244,8 +248,9 @@ class Prepared:
 def prepare_mnist(recipe, settings, data_dir, train_limit, test_limit):
     """get_data_mnist as the recipe prepares it (images, flat rows or HOG features), in the compute layout.
 
-    Validation: the test set, as the INSAT sheet does (it decides nothing: it is only watched); or, for
-    recipes whose choices were made on data (validation="holdout"), the last 5,000 training images.
+    Validation: the test set, as the INSAT sheet does (it decides nothing: it is only watched); for recipes
+    whose choices are made on data (validation="holdout"), the last 5,000 training images; "none": all 60,000
+    training images are trained on and nothing is validated (once every choice is made).
     """
     (X_train, y_train), (X_test, y_test), _ = data.get_data_mnist(settings["normalize"])
     if recipe.validation == "holdout":
@@ -257,15 +262,17 @@ def prepare_mnist(recipe, settings, data_dir, train_limit, test_limit):
         return data.prepare_inputs(images, recipe.input_kind, settings["compute_data_format"], **recipe.input_options)
 
     x_train, x_test = prepare(X_train), prepare(X_test)
-    validation = (prepare(X_valid[:test_limit]), y_valid[:test_limit]) if recipe.validation == "holdout" \
-        else (x_test, y_test)
+    if recipe.validation == "holdout":
+        validation = (prepare(X_valid[:test_limit]), y_valid[:test_limit])
+    else:
+        validation = (x_test, y_test) if recipe.validation == "test" else None
     steps_per_epoch = steps(settings)
     seed, batch_size = settings["seed"], settings["batch_size"]
 
     def fit_arguments(first_epoch):
         return {"x": epoch_batches(x_train, y_train, batch_size, seed, first_epoch, settings["epochs"]),
                 "steps_per_epoch": steps_per_epoch, "initial_epoch": first_epoch, "validation_data": validation,
-                "validation_batch_size": batch_size, "shuffle": False}
+                "validation_batch_size": batch_size if validation else None, "shuffle": False}
 
     def test(model):
         return (*metrics.print_model_error_rate(model, x_test, y_test), None)
@@ -434,9 +441,13 @@ def parse_args(argv=None):
                                                 "its sheet recipe; flags override the recipe.")
     parser.add_argument("--model", required=True, metavar="NAME",
                         help=f"which recipe to train, one of: {', '.join(names)}; several separated by commas; "
-                             "or 'all': every MNIST recipe of both sheets (and pneumonia when --data-dir is given)")
+                             "'all': every MNIST recipe of both sheets (and pneumonia when --data-dir is given); "
+                             "'ladder': the rungs beyond the sheets (after the sheet's small)")
     parser.add_argument("--epochs", type=int, help="epochs (default: the recipe's, 10 for the INSAT CNNs)")
     parser.add_argument("--batch-size", type=int, help="batch size (default: the recipe's, 200 for the INSAT CNNs)")
+    parser.add_argument("--learning-rate", type=float, metavar="LR",
+                        help="the optimizer's learning rate, the peak of the recipe's schedule if it has one "
+                             "(default: the recipe's; Keras's default for the sheets' recipes)")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="random seed")
     parser.add_argument("--seeds", metavar="S1,S2,...",
                         help="train once per seed (e.g. 7,8,9) so evaluate.py can report the seed spread; "
@@ -464,12 +475,15 @@ def parse_args(argv=None):
     parser.add_argument("--quiet", action="store_true", help="no per-epoch progress output")
     args = parser.parse_args(argv)
     if args.model == "all":
-        args.models = [n for n in names if models.MODELS[n].input_kind != "xray" or args.data_dir]
+        args.models = [n for n in names if models.MODELS[n].sheet != models.BEYOND
+                       and (models.MODELS[n].input_kind != "xray" or args.data_dir)]
+    elif args.model == "ladder":
+        args.models = models.LADDER[1:]
     else:
         args.models = args.model.split(",")
     for name in args.models:
         if name not in models.MODELS:
-            parser.error(f"argument --model: unknown model {name!r}; choose one of: {', '.join(names)}, all")
+            parser.error(f"argument --model: unknown model {name!r}; choose one of: {', '.join(names)}, all, ladder")
     if args.slice_size is not None and args.slice_size < 0:
         parser.error(f"argument --slice-size: {args.slice_size} is negative; give a number of images, or 0 for "
                      "whole batches")
@@ -490,7 +504,7 @@ def run(args):
                            normalize=args.normalize, device=args.device, data_dir=args.data_dir,
                            train_limit=args.train_limit, test_limit=args.test_limit, resume=args.resume,
                            precision=args.precision, distribute=args.distribute, slice_size=args.slice_size,
-                           verbose=0 if args.quiet else "auto")
+                           learning_rate=args.learning_rate, verbose=0 if args.quiet else "auto")
     if len(runs) > 1:
         print(f"Trained {len(runs)} runs in {time.perf_counter() - started:.0f} s; "
               f"now: python evaluate.py {args.out if args.out != DEFAULT_OUT else ''}".rstrip())

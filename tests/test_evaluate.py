@@ -77,10 +77,10 @@ def test_readme_table_is_copied_from_the_report(tmp_path):
     report = tmp_path / "RESULTS.md"
     report.write_text("# Results\n\nintro\n\n| model | x |\n| --- | --- |\n| small | 1 |\n\n## References\n")
     readme = tmp_path / "README.md"
-    readme.write_text(f"before\n{evaluate.README_START}\nold\n{evaluate.README_END}\nafter\n")
+    readme.write_text("before\n<!-- results:start -->\nold\n<!-- results:end -->\nafter\n")
     evaluate.update_readme(report, readme)
-    assert readme.read_text() == (f"before\n{evaluate.README_START}\n| model | x |\n| --- | --- |\n| small | 1 |\n"
-                                  f"{evaluate.README_END}\nafter\n")
+    assert readme.read_text() == ("before\n<!-- results:start -->\n| model | x |\n| --- | --- |\n| small | 1 |\n"
+                                  "<!-- results:end -->\nafter\n")
 
 
 def test_a_foreign_pair_near_chance_on_pixels_over_255_gets_a_one_line_hint(tmp_path, tiny_run):
@@ -103,3 +103,20 @@ def test_a_foreign_pair_near_chance_on_pixels_over_255_gets_a_one_line_hint(tmp_
                      "pixels 0..255; try --normalize no"]  # one line, for the foreign pair only
     raw = run_script("evaluate.py", tmp_path / "foreign", "--test-limit", "500", "--normalize", "no")
     assert raw.returncode == 0 and "near chance" not in raw.stderr
+
+
+def test_ladder_table_and_figure(tmp_path):
+    """One line per rung, in the ladder's order: mean ± sd over seeds, the gain over the rung before, minutes."""
+    import models
+
+    rows = [{"model": name, "run": f"{name}_seed{seed}" if seed != 7 else name, "parameters": 1000 + rung,
+             "epochs": 10, "config": {"train_seconds": 60.0 * (rung + 1)}, "error_rate": 1.5 - 0.1 * rung + 0.01 * seed}
+            for rung, name in enumerate(models.LADDER) for seed in (7, 8, 9)]
+    assert evaluate.ladder_table(rows[:-3]) is None  # not every rung trained yet
+    lines = evaluate.ladder_table(rows).splitlines()
+    assert lines[0].startswith("| rung | adds |") and len(lines) == 2 + len(models.LADDER)
+    assert lines[2].startswith("| small | the sheet's small CNN, pixels /255 | 1,000 | 10 | 1.58 ± 0.01% | 3 | - |")
+    assert lines[3].startswith(f"| {models.LADDER[1]} | {models.MODELS[models.LADDER[1]].description} | 1,001 | 10 | "
+                               "1.48 ± 0.01% | 3 | +0.10 points | 2.0 min |")
+    evaluate.ladder_figure(rows, tmp_path / "ladder.png")
+    assert (tmp_path / "ladder.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import cli
+import models
 import history
 import persistence
 import train
@@ -91,6 +92,7 @@ def test_unwritable_output_dir_fails_before_training(tmp_path):
 def test_model_all_and_seeds_flags():
     args = train.parse_args(["--model", "all", "--seeds", "7,8,9"])
     assert "pneumonia" not in args.models and {"small", "large_original", "mlp3", "hog_mlp2"} <= set(args.models)
+    assert "best" not in args.models and train.parse_args(["--model", "ladder"]).models == models.LADDER[1:]
     assert args.seeds == [7, 8, 9]
     assert "pneumonia" in train.parse_args(["--model", "all", "--data-dir", "x"]).models
     assert train.parse_args(["--model", "small,medium"]).models == ["small", "medium"]

@@ -1,0 +1,73 @@
+"""Beyond the sheets: every rung of the ladder builds and trains, its augmentation follows the seed, its schedule
+warms up and decays, and it never validates on the test set."""
+
+import keras
+import numpy as np
+import pytest
+
+import models
+import train
+from test_models import PARAMETERS
+
+
+def test_the_ladder_starts_at_the_sheets_small_cnn_and_adds_one_recipe_per_rung():
+    assert models.LADDER[0] == "small" and len(models.LADDER) == len(set(models.LADDER)) >= 6
+    for name in models.LADDER[1:]:
+        recipe = models.MODELS[name]
+        assert recipe.sheet == models.BEYOND and recipe.normalize
+        # choices on the holdout; the last rung trains on all 60,000 once they are made; never the test set
+        assert recipe.validation == ("none" if name == models.LADDER[-1] else "holdout")
+    flags = [models.MODELS[name].builder_kwargs for name in models.LADDER[1:]]
+    for before, after in zip(flags, flags[1:]):  # a rung keeps every idea of the rung before it
+        assert {key: value for key, value in before.items() if key != "name"}.items() <= after.items()
+
+
+@pytest.mark.parametrize("name", models.LADDER[1:])
+def test_each_rung_trains_one_epoch_on_a_slice(name, tmp_path):
+    result = train.train_and_evaluate(name, out=tmp_path, epochs=1, train_limit=600, test_limit=200, verbose=0)
+    assert result["error_rate"] < 85  # better than chance (90%) after one epoch on 600 images
+    assert result["model"].count_params() == PARAMETERS[name]
+    validation = models.MODELS[name].validation
+    assert result["config"]["validation"] == validation and result["config"]["train_images"] == 600
+    assert ("val_loss" in result["history"][0]) == (validation == "holdout")
+    assert (tmp_path / "models" / f"{name}.json").is_file()
+
+
+def augmented_images(seed, images):
+    """The augmented model's preprocessing layers applied in training mode, after keras.utils.set_random_seed."""
+    keras.utils.set_random_seed(seed)
+    model = models.build_model("augmented")
+    augmentation = [layer for layer in model.layers if layer.name.startswith("random_")]
+    assert len(augmentation) == 3
+    for layer in augmentation:
+        images = layer(images, training=True)
+    return np.asarray(images)
+
+
+def test_augmentation_is_the_same_for_the_same_seed_and_changes_the_images():
+    images = np.random.default_rng(0).random((16, 28, 28, 1), dtype=np.float32)
+    first, again, other = augmented_images(7, images), augmented_images(7, images), augmented_images(8, images)
+    np.testing.assert_array_equal(first, again)
+    assert not np.array_equal(first, other) and not np.allclose(first, images, atol=0.05)
+    model = models.build_model("augmented")
+    np.testing.assert_array_equal(model.layers[0](images, training=False), images)  # inference sees the image
+
+
+def test_the_schedule_warms_up_to_its_peak_then_decays_to_zero():
+    recipe = models.MODELS["scheduled"]
+    schedule = models.learning_rate_schedule(recipe, total_steps=1000)
+    rates = [float(schedule(step)) for step in (0, 50, 100, 550, 1000)]
+    assert rates[0] == pytest.approx(recipe.learning_rate / 25)
+    assert rates[0] < rates[1] < rates[2] == pytest.approx(recipe.learning_rate)  # 10% of the steps: warm-up
+    assert rates[3] == pytest.approx(recipe.learning_rate / 2, rel=1e-3) and rates[4] == pytest.approx(0, abs=1e-9)
+    compiled = models.build_model("scheduled", total_steps=1000)  # train.py passes the run's steps
+    assert float(compiled.optimizer.learning_rate) == pytest.approx(rates[0])  # step 0 of the schedule
+    assert float(models.build_model("augmented", total_steps=1000).optimizer.learning_rate) == pytest.approx(1e-3)
+
+
+def test_the_holdout_is_the_last_5000_training_images():
+    import data
+
+    (X_train, y_train), _, _ = data.get_data_mnist(True)
+    (X_fit, y_fit), (X_valid, y_valid) = data.holdout_split(X_train, y_train)
+    assert len(X_fit) == 55_000 and np.array_equal(X_valid, X_train[-5000:]) and np.array_equal(y_fit, y_train[:-5000])
