@@ -304,7 +304,12 @@ def write_report(rows, path):
 
 
 def ladder_section(rows):
-    """RESULTS.md's lines on the ladder beyond the sheets: how it was chosen, then its table."""
+    """RESULTS.md's lines on the ladder beyond the sheets: how it was chosen, its table, where it was trained."""
+    groups = group_by_model(rows)
+    machines = {name: sorted({row["config"].get("machine", "unknown") for row in groups[name]})
+                for name in models.LADDER}
+    where = "; ".join(f"{', '.join(name for name in models.LADDER if machines[name] == machine)}: {'; '.join(machine)}"
+                      for machine in {tuple(m): m for m in machines.values()}.values())
     return [
         "## Beyond the sheets: a ladder from the sheet's small CNN", "",
         "Each rung adds one idea to the rung before it (`python train.py --model NAME`, seeds 7, 8, 9). The rungs "
@@ -313,6 +318,7 @@ def ladder_section(rows):
         "(results/logs/ladder_choices.txt). *Gain*: how many points of error rate the rung's mean takes off the "
         "mean of the rung before it. Figure: plots/ladder.png.", "",
         ladder_table(rows), "",
+        f"Trained on (train times are comparable within one machine only): {where}.", "",
     ]
 
 
