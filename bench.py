@@ -1,23 +1,28 @@
-"""Speed of training and inference, measured against this machine's own float32 matmul peak.
+"""Speed of training against this machine's own peak, and where one training step of the small CNN spends it.
 
-    python bench.py                 # writes results/BENCH.md (about 20 minutes on 2 cores)
-    python bench.py --models small --epochs 1 --out /tmp/bench.md
+    python bench.py                     # results/BENCH.md (about 20 minutes on 2 AVX2 cores)
+    python bench.py --compare TF_ENABLE_ONEDNN_OPTS=1   # and a setting's effect on the small CNN's epoch (+10 min)
+    python bench.py --models small --epochs 1 --train-limit 2000 --out /tmp/bench.md
 
-Each row trains through train.py's own path (train_and_evaluate, the sheet's
-recipe, full 60,000-image epochs unless --train-limit says otherwise), then
-times inference on the 10,000 test images. Training FLOPs per image come from
-the layer shapes: forward, weight gradients, and input gradients for every
-layer with weights but the first (nothing upstream needs them).
+The peak is TensorFlow's own 4096x4096 matmul, float32 and bfloat16, measured in the same process as the rows,
+with the kernels TensorFlow uses here (oneDNN or Eigen). Each row trains through train.py's own path
+(train_and_evaluate, the sheet's recipe, validation included) and divides its training GFLOP/s (FLOPs from the
+layer shapes) by the peak of its own precision. The profile splits one training step (batch 200) into
+TensorFlow's ops as its profiler recorded them, each with its FLOPs and its fraction of the peak.
+Options tried and dropped in earlier runs (XLA, slices, thread counts) are in results/logs/, not here.
 """
 
+import collections
+import functools
+import glob
+import json
 import os
-import platform
+import re
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-from unittest import mock
 
 import numpy as np
 
@@ -27,393 +32,345 @@ import history
 import models
 import train  # bench.py times train.py's own path: train_and_evaluate
 
-DEFAULT_MODELS = ["small", "medium", "large", "large_original", "arn_cnn", "mlp1"]
+import keras  # noqa: E402  (after cli)
+import tensorflow as tf  # noqa: E402
+from tensorflow.tsl.profiler.protobuf import xplane_pb2  # noqa: E402
+
+DEFAULT_MODELS = ["small", "medium", "large", "arn_cnn", "mlp1"]
+DTYPES = {"fp32": tf.float32, "bf16": tf.bfloat16}
+TARGET = 0.60  # of the peak of the row's own precision, for the small CNN (issue 12)
+
+
+def best_seconds(function, repeats=5):
+    """The fastest of `repeats` calls of function() (after one warm-up call): the least disturbed one."""
+    function()
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - started)
+    return min(times)
+
+
+def native_bfloat16():
+    """Whether this machine computes bfloat16 in hardware: a GPU, or a CPU with AVX-512 BF16 or AMX. Elsewhere
+    TensorFlow emulates it, ten times slower than float32 (an AVX2 CPU: results/BENCH.md's bf16 profile)."""
+    flags = set(history.cpu_fields().get("flags", "").split())
+    return bool(tf.config.list_physical_devices("GPU")) or bool(flags & {"avx512_bf16", "amx_bf16"})
+
+
+def matmul_peak(precision, size=4096):
+    """GFLOP/s of TensorFlow's size x size matmul in this precision, this process's threads."""
+    a = tf.cast(tf.random.stateless_uniform((size, size), seed=(1, 2)), DTYPES[precision])
+    b = tf.cast(tf.random.stateless_uniform((size, size), seed=(3, 4)), DTYPES[precision])
+    return 2 * size**3 / best_seconds(lambda: tf.linalg.matmul(a, b).numpy()) / 1e9
 
 
 def layer_macs(layer):
-    """Multiply-accumulates of one forward pass of one image through a Conv2D or Dense layer (else 0)."""
-    from keras import layers
-
-    if isinstance(layer, layers.Conv2D):
+    """Multiply-accumulates of one image's forward pass through a Conv2D or Dense layer (else 0)."""
+    if isinstance(layer, keras.layers.Conv2D):
         output = layer.output.shape  # (None, ...) in either layout
         spatial = np.prod(output[2:] if layer.data_format == "channels_first" else output[1:-1])
-        input_channels = layer.kernel.shape[2]
-        return int(spatial) * layer.filters * int(np.prod(layer.kernel_size)) * input_channels
-    if isinstance(layer, layers.Dense):
+        return int(spatial) * layer.filters * int(np.prod(layer.kernel_size)) * layer.kernel.shape[2]
+    if isinstance(layer, keras.layers.Dense):
         return int(layer.kernel.shape[0]) * int(layer.kernel.shape[1])
     return 0
 
 
 def training_flops_per_image(model):
-    """FLOPs (2 per multiply-accumulate) of one training step per image, from the layer shapes."""
-    flops, first = 0, True
-    for layer in model.layers:
-        macs = layer_macs(layer)
-        if macs:
-            flops += 2 * macs * (2 if first else 3)  # forward + weight gradients (+ input gradients)
-            first = False
-    return flops
+    """FLOPs (2 per multiply-accumulate) of one training step per image: forward and weight gradients for every
+    layer with weights, input gradients for all but the first (nothing upstream needs them)."""
+    weighted = [layer for layer in model.layers if layer_macs(layer)]
+    return sum(2 * layer_macs(layer) * (2 if index == 0 else 3) for index, layer in enumerate(weighted))
 
 
-def recipe_training_flops(name):
-    """training_flops_per_image of a registry model (the count is the same in either layout)."""
-    return training_flops_per_image(models.build_model(name, data_format="channels_last"))
+def bench_row(name, precision, epochs, train_limit, peaks, workdir):
+    """One row: train through train.py's own path; the fastest epoch against the peak of its precision."""
+    result = train.train_and_evaluate(name, out=workdir, epochs=epochs, precision=precision,
+                                      train_limit=train_limit, verbose=0)
+    epoch_seconds = min(row["seconds"] for row in result["history"])  # all of them are in the history
+    images = result["config"]["train_images"]
+    flops = training_flops_per_image(models.build_model(name, data_format="channels_last"))
+    gflops = flops * images / epoch_seconds / 1e9
+    return {"model": name, "precision": precision, "epoch_seconds": epoch_seconds,
+            "all_epochs": [row["seconds"] for row in result["history"]], "images_per_second": images / epoch_seconds,
+            "mflop_per_image": flops / 1e6, "gflops": gflops, "peak_fraction": gflops / peaks[precision],
+            "error_rate": result["error_rate"]}
 
 
-def inference_flops_per_image(model):
-    return 2 * sum(layer_macs(layer) for layer in model.layers)
+# ----------------------------------------------------------------------------
+# One training step of the small CNN, op by op, from TensorFlow's profiler
 
-
-def matmul_peak_gflops(size=4096, repeats=5):
-    """Best float32 GFLOP/s of a size x size matmul with TensorFlow, this process's threads."""
-    import tensorflow as tf
-
-    a = tf.random.uniform((size, size), seed=1)
-    b = tf.random.uniform((size, size), seed=2)
-    tf.linalg.matmul(a, b).numpy()  # warm-up
-    best = float("inf")
-    for _ in range(repeats):
-        started = time.perf_counter()
-        tf.linalg.matmul(a, b).numpy()
-        best = min(best, time.perf_counter() - started)
-    return 2 * size**3 / best / 1e9
-
-
-def inference_images_per_second(filename, recipe, data_format):
-    """Test-set images per second for a saved (float32) pair computed in data_format (best of 3)."""
-    import persistence
-
-    model = models.relayout(persistence.load_keras_model(filename), data_format)
-    _, (X_test, _), _ = data.get_data_mnist(recipe.normalize)
-    x_test = data.prepare_inputs(X_test, recipe.input_kind, data_format, **recipe.input_options)
-    model.predict(x_test[:1000], batch_size=1000, verbose=0)  # warm-up: trace the function
-    best = float("inf")
-    for _ in range(3):
-        started = time.perf_counter()
-        model.predict(x_test, batch_size=1000, verbose=0)
-        best = min(best, time.perf_counter() - started)
-    return len(x_test) / best
-
-
-def bench_row(name, data_format, precision, epochs, train_limit, peak, workdir, slice_size=None, steps_per_call=None,
-              inference=True):
-    """One row: train through train.py's own path, then time inference of the saved pair.
-
-    slice_size: as train.py's --slice-size (None: whole batches); steps_per_call: at most this many batches per
-    compiled call (None: train.py's own).
-    """
-    recipe = models.MODELS[name]
-    result = train.train_and_evaluate(name, out=workdir, epochs=epochs, data_format=data_format, precision=precision,
-                                      train_limit=train_limit, slice_size=slice_size,
-                                      steps_per_call=steps_per_call or train.STEPS_PER_CALL, verbose=0)
-    config = result["config"]
-    seconds = [row["seconds"] for row in result["history"]]
-    epoch_seconds = min(seconds)  # the least disturbed epoch; all of them are in the history
-    images = train_limit or 60000
-    flops = recipe_training_flops(name)
-    achieved = flops * images / epoch_seconds / 1e9
-    return {
-        "model": name, "layout": data_format or "-", "precision": precision, "epoch_seconds": epoch_seconds,
-        "slice_size": config["slice_size"], "steps_per_call": config["steps_per_call"],
-        "all_epochs": seconds, "train_images_per_second": images / epoch_seconds,
-        "inference_images_per_second": (inference_images_per_second(result["filename"], recipe, data_format)
-                                        if inference else None),
-        "mflop_per_image": flops / 1e6, "gflops": achieved, "peak_fraction": achieved / peak,
-        "error_rate": result["error_rate"],
-    }
-
-
-# What else was tried, through train.py's path (label, model, precision, slice size, batches per compiled call).
-TRIED = [
-    ("small, 1 batch per call", "small", "fp32", None, 1),
-    ("medium, 1 batch per call", "medium", "fp32", None, 1),
-    ("small, slices of 20 (`--slice-size 20`)", "small", "fp32", 20, None),
-    ("small, slices of 50", "small", "fp32", 50, None),
-    ("medium, slices of 50", "medium", "fp32", 50, None),
-    ("small bf16, slices of 50", "small", "bf16", 50, None),
+# The small CNN's layers under names the profile can find in its op names; MACs per image of each.
+PROFILED_LAYERS = {"conv1": 26 * 26 * 64 * 9, "conv2": 24 * 24 * 32 * 64 * 9, "dense": 18432 * 10}
+PART_OF_OP = [  # (pattern on "op name:op type", what it is); the first that matches wins. Keras may suffix a
+    # layer's name scope (conv1_1); oneDNN renames op types (_MklNativeConv2DBackpropFilterWithBias)
+    (r"gradient_tape/.*/(conv\d)(?:_\d+)?/.*BackpropFilter", r"\1 weight gradients"),
+    (r"gradient_tape/.*/(conv\d)(?:_\d+)?/.*BackpropInput", r"\1 input gradients"),
+    (r"gradient_tape/.*/(conv\d|dense)(?:_\d+)?/.*(ReluGrad|BiasAddGrad|Relu)", r"\1 relu and bias gradients"),
+    (r"gradient_tape/.*/dense(?:_\d+)?/.*MatMul", r"dense weight and input gradients"),
+    (r"/(conv\d)(?:_\d+)?/.*Conv2D", r"\1 forward (with bias and relu)"),
+    (r"/dense(?:_\d+)?/.*MatMul", r"dense forward"),
+    (r"/(adam|SGD|rmsprop)/", r"optimizer update (\1)"),
+    (r":Cast$", r"float32 <-> bfloat16 casts"),
+    (r":Transpose$", r"layout transposes"),
+    (r"Iterator|GatherV2|tf_data", r"input batches (tf.data)"),
+    (r".", r"loss, metrics and other small ops"),
 ]
+BETWEEN_OPS = "between ops: Python, Keras's step, TensorFlow's executor"
 
 
-# Settings that TensorFlow reads once, at start-up: each of these rows is a fresh `python train.py` process.
-ENVIRONMENTS = [
-    ("small, oneDNN off (`TF_ENABLE_ONEDNN_OPTS=0`)", {"TF_ENABLE_ONEDNN_OPTS": "0"}),
-    ("small, one inter-op thread (`TF_NUM_INTEROP_THREADS=1`)", {"TF_NUM_INTEROP_THREADS": "1"}),
-]
-
-
-def environment_row(label, environment, peak, epochs, train_limit, workdir):
-    out = Path(workdir) / "environment"
-    command = [sys.executable, "train.py", "--model", "small", "--epochs", str(epochs), "--out", str(out), "--quiet"]
-    subprocess.run(command + (["--train-limit", str(train_limit)] if train_limit else []), check=True,
-                   cwd=Path(__file__).parent, env={**os.environ, **environment}, capture_output=True)
-    seconds = min(row["seconds"] for row in history.read_history(out / "models" / "small")["epochs"])
-    flops = recipe_training_flops("small")
-    return label, seconds, flops * (train_limit or 60000) / seconds / 1e9 / peak
-
-
-def try_options(peak, epochs, train_limit, workdir):
-    """The TRIED and ENVIRONMENTS rows, then XLA on the small CNN (fp32, channels_last, validation included)."""
-    rows = []
-    for label, name, precision, slice_size, steps_per_call in TRIED:
-        row = bench_row(name, "channels_last", precision, epochs, train_limit, peak, workdir, slice_size=slice_size,
-                        steps_per_call=steps_per_call, inference=False)
-        rows.append((label, row["epoch_seconds"], row["peak_fraction"]))
-        print(f"tried {label}: {row['epoch_seconds']:.1f} s/epoch", flush=True)
-    for label, environment in ENVIRONMENTS:
-        rows.append(environment_row(label, environment, peak, epochs, train_limit, workdir))
-        print(f"tried {label}: {rows[-1][1]:.1f} s/epoch", flush=True)
-    return rows + [xla_row(peak, train_limit)]
-
-
-def xla_row(peak, train_limit):
-    """XLA (jit_compile) needs op determinism off, which Keras checks: the sheet's run would not repeat."""
-    import keras
-    import tensorflow as tf
-    from tensorflow.python.framework import config as tf_config
-
-    (X_train, y_train), (X_test, y_test), _ = data.get_data_mnist(True)
-    images = train_limit or len(X_train)
-    x = data.prepare_inputs(X_train[:images], "image", "channels_last")
-    x_test = data.prepare_inputs(X_test, "image", "channels_last")
-    flops = recipe_training_flops("small")
-    steps = -(-images // 200)
-    keras.utils.set_random_seed(7)
-    tf_config.disable_op_determinism()
+def profiled_model(precision):
+    """The small CNN (channels_last) with its layers named conv1, conv2, dense, compiled as the sheet compiles it."""
+    keras.mixed_precision.set_global_policy(train.PRECISIONS[precision])
     try:
-        model = models.build_model("small", data_format="channels_last")
-        model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"], jit_compile=True)
-        batches = train.epoch_batches(x, y_train[:images], 200, 7, 0, 2)
-        times = []
-        callback = keras.callbacks.LambdaCallback(on_epoch_begin=lambda epoch, logs: times.append(time.perf_counter()),
-                                                  on_epoch_end=lambda epoch, logs: times.append(time.perf_counter()))
-        model.fit(batches, steps_per_epoch=steps, epochs=2, shuffle=False, validation_data=(x_test, y_test),
-                  validation_batch_size=200, callbacks=[callback], verbose=0)
+        config = models.build_model("small", data_format="channels_last").get_config()
+        names = iter(PROFILED_LAYERS)
+        for layer in config["layers"]:
+            if layer["class_name"] in ("Conv2D", "Dense"):
+                layer["config"]["name"] = next(names)
+        model = keras.Sequential.from_config(config)
     finally:
-        tf.config.experimental.enable_op_determinism()
-    seconds = times[3] - times[2]  # the second epoch: compilation is done
-    return ("small, jit_compile=True (XLA), whole batches; op determinism off", seconds,
-            flops * images / seconds / 1e9 / peak)
+        keras.mixed_precision.set_global_policy("float32")
+    return models.compile_recipe(model, models.MODELS["small"])
 
 
-def convolution_kernels(peak, repeats=20):
-    """GFLOP/s of the small CNN's 64->32 3x3 convolution (93% of its training FLOPs) alone, as TensorFlow runs it
-    (oneDNN on x86), for a batch of 200 and a slice of 20: the ceiling for any training loop around it."""
-    import tensorflow as tf
+def step_profile(precision, steps=20, batch_size=200):
+    """[(part, ms per step, GFLOP per step)] of the small CNN's training step, and the step's measured ms.
 
-    rows = []
-    for batch in (200, 20):
-        inputs = tf.random.stateless_uniform((batch, 26, 26, 64), seed=(1, 2))
-        kernel = tf.random.stateless_uniform((3, 3, 64, 32), seed=(3, 4))
-        gradient = tf.random.stateless_uniform((batch, 24, 24, 32), seed=(5, 6))
-        kernels = {
-            # Default arguments bind this batch's tensors (the functions run inside the loop anyway).
-            "forward": tf.function(lambda inputs=inputs, kernel=kernel: tf.nn.conv2d(inputs, kernel, 1, "VALID")),
-            "weight gradients": tf.function(lambda inputs=inputs, gradient=gradient: tf.raw_ops.Conv2DBackpropFilter(
-                input=inputs, filter_sizes=[3, 3, 64, 32], out_backprop=gradient, strides=[1, 1, 1, 1],
-                padding="VALID")),
-            "input gradients": tf.function(lambda batch=batch, kernel=kernel, gradient=gradient:
-                                           tf.raw_ops.Conv2DBackpropInput(
-                input_sizes=[batch, 26, 26, 64], filter=kernel, out_backprop=gradient, strides=[1, 1, 1, 1],
-                padding="VALID")),
-        }
-        flops = 2 * batch * 24 * 24 * 32 * 64 * 9
-        for label, kernel_function in kernels.items():
-            kernel_function().numpy()  # trace
-            best = float("inf")
-            for _ in range(3):
-                started = time.perf_counter()
-                for _ in range(repeats):
-                    result = kernel_function()
-                result.numpy()
-                best = min(best, (time.perf_counter() - started) / repeats)
-            rows.append((label, batch, best * 1000, flops / best / 1e9 / peak))
-    return rows
+    Each instant of the profiled steps is shared among the ops running then (two run side by side at times),
+    so the parts add up to the profiled time; time with no op running is BETWEEN_OPS.
+    """
+    keras.utils.set_random_seed(7)
+    (X_train, y_train), _, _ = data.get_data_mnist(True)
+    x = data.prepare_inputs(X_train[: steps * batch_size], "image", "channels_last")
+    model = profiled_model(precision)
+    model.steps_per_execution = 1  # one step per call, as the profile's unit
+    batches = train.epoch_batches(x, y_train[: len(x)], batch_size, 7, 0, 2)  # each fit reads it from the start
+
+    ends = []  # the time at the end of each step of the last fit
+    step_clock = keras.callbacks.LambdaCallback(on_train_begin=lambda logs: ends.clear(),
+                                                on_train_batch_end=lambda batch, logs: ends.append(time.perf_counter()))
+
+    def fit(count):
+        model.fit(batches, steps_per_epoch=count, epochs=1, verbose=0, shuffle=False, callbacks=[step_clock])
+
+    fit(steps)  # warm-up: tracing
+    fit(2 * steps)
+    # a step's time without what each fit call costs once (start, iterator): the median interval between two
+    # steps' ends, robust to the moments another process takes the shared cores
+    measured_ms = float(np.median(np.diff(ends))) * 1000
+    with tempfile.TemporaryDirectory() as logdir:
+        tf.profiler.experimental.start(logdir)
+        fit(steps)
+        tf.profiler.experimental.stop()
+        space = xplane_pb2.XSpace()
+        space.ParseFromString(Path(glob.glob(f"{logdir}/**/*.xplane.pb", recursive=True)[0]).read_bytes())
+    ops = []  # (start, end in picoseconds, part)
+    plane = next(plane for plane in space.planes if plane.name == "/host:CPU")
+    for line in plane.lines:
+        for event in line.events:
+            name = plane.event_metadata[event.metadata_id].name
+            if line.name.startswith("tf_Compute") and re.fullmatch(r"[^:]+:\w+", name):  # "op name:op type"
+                start = line.timestamp_ns * 1000 + event.offset_ps
+                ops.append((start, start + event.duration_ps, part_of(name)))
+    ops.sort()
+    parts, running, index = collections.Counter(), [], 0
+    points = sorted({point for start, end, _ in ops for point in (start, end)})
+    for begin, end in zip(points, points[1:]):  # a sweep over the profile's segments
+        while index < len(ops) and ops[index][0] <= begin:
+            running.append(ops[index])
+            index += 1
+        running = [op for op in running if op[1] >= end]
+        for _, _, part in running or [(0, 0, BETWEEN_OPS)]:
+            parts[part] += (end - begin) / max(len(running), 1) / 1e9 / steps  # ms per step
+    return [(part, ms, part_flops(part, batch_size)) for part, ms in parts.most_common()], measured_ms
 
 
-TARGETS = [  # (what, model, layout, precision, seconds per epoch at most)
-    ("small CNN, fp32", "small", "channels_last", "fp32", 16.0),
-    ("medium CNN, fp32", "medium", "channels_last", "fp32", 4.0),
-    ("large CNN, fp32", "large", "channels_last", "fp32", 4.0),
-    ("small CNN, bf16", "small", "channels_last", "bf16", 6.0),
-]
+@functools.lru_cache(maxsize=None)
+def part_of(op):
+    return next(re.sub(r".*" + pattern + r".*", label, op) for pattern, label in PART_OF_OP if re.search(pattern, op))
 
 
-def whole_run_seconds(log=Path("results/logs/train_all.txt")):
-    """The wall time that `python train.py --model all` printed in its committed log, or None."""
-    try:
-        line = next(line for line in log.read_text().splitlines() if line.startswith("Trained "))
-        return float(line.split(" in ")[1].split(" s")[0])
-    except (OSError, StopIteration, IndexError, ValueError):
-        return None
+def part_flops(part, batch_size):
+    """GFLOP per step of a profile part (0 for the parts whose arithmetic is negligible)."""
+    layer, _, kind = part.partition(" ")
+    if layer not in PROFILED_LAYERS or kind.startswith("relu"):
+        return 0.0
+    count = 2 if kind.startswith("weight and input") else 1
+    return count * 2 * PROFILED_LAYERS[layer] * batch_size / 1e9
 
 
-def evaluate_seconds(results="results"):
-    """Wall times of `python evaluate.py ... --no-report` (start-up included): every saved pair, and one pair per
-    model (the seed-7 runs). Returns [(what, pairs, seconds)], empty without pairs."""
-    directory = Path(results) / "models"
-    everything = sorted(directory.glob("*.weights.h5"))
-    one_per_model = [directory / name for name in models.MODELS if (directory / f"{name}.weights.h5").is_file()]
+# ----------------------------------------------------------------------------
+# The same epoch with and without an environment setting, in fresh processes (TensorFlow reads them at start)
+
+
+def environment_with(setting, enabled=True):
+    """This process's environment with NAME=VALUE set, or with NAME removed."""
+    key, value = setting.split("=", 1)
+    return {**{k: v for k, v in os.environ.items() if k != key}, **({key: value} if enabled else {})}
+
+
+def peaks_with(setting):
+    """{precision: GFLOP/s} of the matmul peak in a fresh process with the setting: the kernels it selects."""
+    code = "import json, bench; print(json.dumps({p: bench.matmul_peak(p) for p in bench.DTYPES}))"
+    result = subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parent,
+                            env=environment_with(setting), capture_output=True, text=True)
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def compare_environment(setting, repeats=3, epochs=1, train_limit=None):
+    """[(with setting?, seconds per epoch)] for the small CNN, alternating, `repeats` times each."""
     timings = []
-    for what, paths, count in (("every saved pair", [results], len(everything)),
-                               ("one pair per model (seed 7)", one_per_model, len(one_per_model))):
-        if count:
-            started = time.perf_counter()
-            subprocess.run([sys.executable, "evaluate.py", *map(str, paths), "--no-report"],
-                           cwd=Path(__file__).parent, capture_output=True, check=True)
-            timings.append((what, count, time.perf_counter() - started))
+    with tempfile.TemporaryDirectory() as out:
+        for _ in range(repeats):
+            for enabled in (False, True):
+                environment = environment_with(setting, enabled)
+                command = [sys.executable, "train.py", "--model", "small", "--epochs", str(epochs), "--quiet",
+                           "--out", out] + (["--train-limit", str(train_limit)] if train_limit else [])
+                subprocess.run(command, check=True, cwd=Path(__file__).parent, env=environment, capture_output=True)
+                seconds = [row["seconds"] for row in history.read_history(Path(out) / "models" / "small")["epochs"]]
+                timings.append((enabled, min(seconds)))
     return timings
 
 
-def hog_seconds():
-    """Seconds for HOG features (8 orientations, 4 px/cell) of all 70,000 images: the faster of two computations
-    with an empty cache, then from the cache."""
-    (X_train, _), (X_test, _), _ = data.get_data_mnist(True)
-    images = np.concatenate([X_train, X_test])
-    computed = []
-    for _ in range(2):
-        with tempfile.TemporaryDirectory() as cache, mock.patch.dict(os.environ, {"MNIST_LABS_CACHE": cache}):
-            started = time.perf_counter()
-            data.hog_features(images, orientations=8, pixels_per_cell=4)
-            computed.append(time.perf_counter() - started)
-            started = time.perf_counter()
-            data.hog_features(images, orientations=8, pixels_per_cell=4)
-            cached = time.perf_counter() - started
-    return min(computed), cached
+# ----------------------------------------------------------------------------
+# The report
 
 
-def target_lines(rows, hog, sliced, evaluations=()):
-    lines = ["| target | measured | met |", "|---|---|---|"]
-    if hog is not None:
-        computed, cached = hog
-        lines.append(f"| HOG features of 70,000 images, first time: at most 20 s | {computed:.1f} s "
-                     f"({data.worker_count()} processes); from the cache {cached:.2f} s | "
-                     f"{'yes' if computed <= 20 else 'no'} |")
-    for what, name, layout, precision, limit in [] if sliced else TARGETS:  # targets are for full epochs
-        row = next((r for r in rows if (r["model"], r["layout"], r["precision"]) == (name, layout, precision)), None)
-        if row is not None:
-            lines.append(f"| {what}: at most {limit:.0f} s/epoch | {row['epoch_seconds']:.1f} s/epoch | "
-                         f"{'yes' if row['epoch_seconds'] <= limit else 'no'} |")
-            if name == "small" and precision == "fp32":  # the same target as a fraction of this run's peak
-                lines.append(f"| small CNN, fp32: at least 80% of the float32 peak | "
-                             f"{row['peak_fraction'] * 100:.0f}% | {'yes' if row['peak_fraction'] >= 0.8 else 'no'} |")
-    whole = whole_run_seconds()
-    if whole is not None:
-        lines.append(f"| `train.py --model all`, one seed: at most 10 min | {whole / 60:.1f} min "
-                     f"(results/logs/train_all.txt) | {'yes' if whole <= 600 else 'no'} |")
-    for what, pairs, seconds in evaluations:
-        lines.append(f"| evaluate saved models: at most 10 s | {seconds:.1f} s for {what} ({pairs}), start-up "
-                     f"included | {'yes' if seconds <= 10 else 'no'} |")
-    return lines
-
-
-def cpu_generation():
-    """", x86 family F model M" from /proc/cpuinfo, else "": a cloud VM that reports one model name ("AMD EPYC")
-    may run on hosts of different CPU generations, whose float32 peaks can differ twofold."""
-    fields = history.cpu_fields()
-    if "cpu family" not in fields or "model" not in fields:
-        return ""
-    return f", x86 family {fields['cpu family']} model {fields['model']}"
-
-
-def machine_lines(peak):
-    import keras
-    import tensorflow as tf
-
-    gpus = [d.name for d in tf.config.list_physical_devices("GPU")]
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                                cwd=Path(__file__).parent).stdout.strip() or "unknown"
-    except OSError:
-        commit = "unknown"
-    return [
-        f"- Machine: {history.machine_description()}{cpu_generation()}; GPU: {', '.join(gpus) or 'none'}",
-        f"- float32 matmul peak measured in this run (4096x4096, TensorFlow): {peak:.0f} GFLOP/s",
-        f"- Versions: Python {platform.python_version()}, TensorFlow {tf.__version__}, Keras {keras.__version__}",
-        f"- Commit: {commit}; command: `python {' '.join(sys.argv)}`",
-    ]
-
-
-def main(argv=None):
+def parse_args(argv=None):
     parser = cli.OneLineErrorParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", default=",".join(DEFAULT_MODELS), help="comma-separated registry names")
-    parser.add_argument("--epochs", type=int, default=2, help="epochs per row; the fastest epoch is reported")
+    parser.add_argument("--bf16-models", default="small,medium,large",
+                        help="the models also timed in bfloat16, where the machine computes it in hardware")
+    parser.add_argument("--epochs", type=int, default=2, help="epochs per row; the fastest is reported")
     parser.add_argument("--train-limit", type=int, metavar="N", help="train on the first N images only")
-    parser.add_argument("--no-extras", action="store_true",
-                        help="skip the channels_first and bf16 rows, the options tried, the convolution kernels, "
-                             "and the HOG and evaluate.py timings")
+    parser.add_argument("--profile-steps", type=int, default=20, help="training steps the profile averages; 0: none")
+    parser.add_argument("--compare", action="append", default=[], metavar="NAME=VALUE",
+                        help="also time the small CNN's epoch with and without this environment setting, "
+                             "in fresh processes, three times each (e.g. TF_ENABLE_ONEDNN_OPTS=1); repeatable")
     parser.add_argument("--out", default="results/BENCH.md", help="the markdown report")
     args = parser.parse_args(argv)
-    names = args.models.split(",")
-    for name in names:
-        if name not in models.MODELS or models.MODELS[name].input_kind == "xray":
+    for name in args.models.split(",") + args.bf16_models.split(","):
+        if name and (name not in models.MODELS or models.MODELS[name].input_kind == "xray"):
             parser.error(f"argument --models: {name!r} is not an MNIST recipe")
-    return cli.main("bench.py", lambda args: run(args, names), args)
+    for setting in args.compare:
+        if "=" not in setting:
+            parser.error(f"argument --compare: {setting!r} is not NAME=VALUE")
+    return args
 
 
-def run(args, names):
+def run(args):
     train.configure_device("auto")
-    peak = matmul_peak_gflops()
-    print(f"float32 matmul peak: {peak:.0f} GFLOP/s", flush=True)
-    plan = [(name, "channels_last" if models.MODELS[name].data_format else None, "fp32") for name in names]
-    if not args.no_extras:
-        plan += [("small", "channels_first", "fp32")]  # the sheet's own layout
-        plan += [(name, layout, "bf16") for name, layout, _ in plan if name in ("small", "medium", "large")
-                 and layout != "channels_first"]
+    peaks = {precision: matmul_peak(precision) for precision in DTYPES}
+    print("matmul peaks: " + ", ".join(f"{p} {g:.0f} GFLOP/s" for p, g in peaks.items()), flush=True)
+    plan = [(name, "fp32") for name in args.models.split(",")]
+    if native_bfloat16():  # else a bf16 epoch of the small CNN takes a quarter of an hour: the profile says why
+        plan += [(name, "bf16") for name in args.bf16_models.split(",") if name]
     rows = []
     with tempfile.TemporaryDirectory() as workdir:
-        for name, data_format, precision in plan:
-            row = bench_row(name, data_format, precision, args.epochs, args.train_limit, peak, workdir)
-            rows.append(row)
-            print(f"{name:15s} {row['layout']:15s} {precision}: {row['epoch_seconds']:6.1f} s/epoch "
-                  f"({row['peak_fraction'] * 100:.0f}% of peak), inference {row['inference_images_per_second']:,.0f} "
-                  f"img/s", flush=True)
-        extras = [] if args.no_extras else try_options(peak, args.epochs, args.train_limit, workdir)
-    kernels = [] if args.no_extras else convolution_kernels(peak)
-    hog = None if args.no_extras else hog_seconds()
-    evaluations = [] if args.no_extras else evaluate_seconds()
-    write_report(args, rows, extras, peak, hog, kernels, evaluations)
+        for name, precision in plan:
+            rows.append(bench_row(name, precision, args.epochs, args.train_limit, peaks, workdir))
+            print(f"{name} {precision}: {rows[-1]['epoch_seconds']:.1f} s/epoch, "
+                  f"{rows[-1]['peak_fraction']:.0%} of the {precision} peak", flush=True)
+    profiles = {}
+    for precision in DTYPES if args.profile_steps else ():
+        # emulated bfloat16 (see native_bfloat16) takes ten times longer per step: fewer steps
+        steps = args.profile_steps if precision == "fp32" or native_bfloat16() else max(2, args.profile_steps // 4)
+        profiles[precision] = (*step_profile(precision, steps), steps)
+    comparisons = {setting: (compare_environment(setting, epochs=1, train_limit=args.train_limit),
+                             peaks_with(setting)) for setting in args.compare}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(report(args, peaks, rows, profiles, comparisons))
     print(f"Wrote {args.out}")
     return 0
 
 
-def write_report(args, rows, extras, peak, hog=None, kernels=(), evaluations=()):
-    images = args.train_limit or 60000
-    lines = [
-        "# Benchmark", "",
-        f"Written by `python bench.py`. Training: the fastest of {args.epochs} epochs of {images:,} images through "
-        "train.py's own path and defaults (validation on the test set included, as in the sheet); *slices*: "
-        "images per gradient slice (train.py's `--slice-size`; - = whole batches); *per call*: batches per "
-        "compiled Keras call (`train.STEPS_PER_CALL` at most, never across an epoch). Inference: the saved float32 "
-        "pair in the row's layout on the 10,000 test images, batch 1000, best of 3. *% of peak*: achieved "
-        "training GFLOP/s over the float32 matmul peak measured in the same run.", "",
-        "| model | layout | precision | slices | per call | s/epoch | all epochs (s) | train img/s | "
-        "inference img/s | train MFLOP/img | GFLOP/s | % of peak | error rate |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for row in rows:
-        lines.append(
-            f"| {row['model']} | {row['layout']} | {row['precision']} | {row['slice_size'] or '-'} | "
-            f"{row['steps_per_call']} | {row['epoch_seconds']:.1f} | "
-            f"{', '.join(f'{s:.1f}' for s in row['all_epochs'])} | {row['train_images_per_second']:,.0f} | "
-            f"{row['inference_images_per_second']:,.0f} | {row['mflop_per_image']:.1f} | {row['gflops']:.0f} | "
-            f"{row['peak_fraction'] * 100:.0f}% | {row['error_rate']:.2f}% |")
-    if extras:
-        lines += ["", "## Also tried", "",
-                  "Same path and measure (channels_last, validation included), with options that train.py does not "
-                  "use by default:", "",
-                  "| option | s/epoch | % of peak |", "|---|---|---|"]
-        lines += [f"| {label} | {seconds:.1f} | {fraction * 100:.0f}% |" for label, seconds, fraction in extras]
-    if kernels:
-        lines += ["", "## The convolution alone", "",
-                  "The small CNN's 64-to-32-channel 3x3 convolution carries 93% of its training FLOPs. Timed alone "
-                  "(TensorFlow's oneDNN kernels, best of 3 x 20 calls), it bounds what any training loop can reach "
-                  "on this machine:", "",
-                  "| kernel | images | ms | % of peak |", "|---|---|---|---|"]
-        lines += [f"| {label} | {batch} | {ms:.2f} | {fraction * 100:.0f}% |" for label, batch, ms, fraction in kernels]
-    lines += ["", "## Targets", "", *target_lines(rows, hog, args.train_limit is not None, evaluations), "",
-              "## Machine", "", *machine_lines(peak), ""]
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text("\n".join(lines))
+def report(args, peaks, rows, profiles, comparisons):
+    lines = ["# Benchmark", "", f"Written by `python {' '.join(sys.argv)}` (see bench.py's docstring for what each "
+             "number is).", "", "## Peaks: TensorFlow's own 4096x4096 matmul, this run", "",
+             "| precision | GFLOP/s |", "|---|---|", *(f"| {p} | {g:.0f} |" for p, g in peaks.items()), "",
+             f"## Training through train.py, the fastest of {args.epochs} epochs", "",
+             "An epoch's time is train.py's: it includes the pass over the 10,000 validation images; GFLOP/s counts "
+             "the training FLOPs only (forward and both backward passes, from the layer shapes).", "",
+             "| model | precision | s/epoch | all epochs (s) | train img/s | MFLOP/img | GFLOP/s | % of its peak | "
+             "error rate |", "|---|---|---|---|---|---|---|---|---|"]
+    if not native_bfloat16():
+        lines[-2:-2] = ["No bf16 rows: this machine has no bfloat16 arithmetic (no GPU, no AVX-512 BF16 or AMX), so "
+                        "TensorFlow emulates it, about ten times slower than float32 (the bf16 profile below).", ""]
+    lines += [f"| {r['model']} | {r['precision']} | {r['epoch_seconds']:.1f} | "
+              f"{', '.join(f'{s:.1f}' for s in r['all_epochs'])} | {r['images_per_second']:,.0f} | "
+              f"{r['mflop_per_image']:.1f} | {r['gflops']:.0f} | {r['peak_fraction']:.0%} | {r['error_rate']:.2f}% |"
+              for r in rows]
+    for precision, (parts, measured_ms, steps) in profiles.items():
+        profiled_ms = sum(ms for _, ms, _ in parts)
+        lines += ["", f"## One training step of the small CNN, batch 200, {precision}: where the time goes", "",
+                  f"TensorFlow's profiler over {steps} steps (one per call), per step; two ops that run "
+                  "side by side share their time, so the parts add up to the profiled step.", "",
+                  "| part | ms | % of the step | GFLOP | GFLOP/s | % of the peak |", "|---|---|---|---|---|---|"]
+        def rate(gflop, ms):  # "GFLOP/s | % of the peak"
+            return f"{gflop / ms * 1000:.0f} | {gflop / ms * 1000 / peaks[precision]:.0%}" if gflop else "- | -"
+
+        lines += [f"| {part} | {ms:.1f} | {ms / profiled_ms:.0%} | {gflop:.2f} | {rate(gflop, ms)} |"
+                  for part, ms, gflop in parts]
+        total_gflop = sum(gflop for _, _, gflop in parts)
+        lines += [f"| **profiled step, sum of the parts** | {profiled_ms:.1f} | 100% | {total_gflop:.2f} | "
+                  f"{rate(total_gflop, profiled_ms)} |",
+                  f"| measured step without the profiler (median of {2 * steps - 1} steps) | "
+                  f"{measured_ms:.1f} | | | {rate(total_gflop, measured_ms)} |"]
+    small_gflop = training_flops_per_image(models.build_model("small", data_format="channels_last")) / 1e9 * (
+        args.train_limit or 60000)
+    for setting, (timings, setting_peaks) in comparisons.items():
+        lines += ["", f"## The small CNN's epoch with and without `{setting}` (fresh processes, alternating)", "",
+                  f"The fp32 matmul peak with `{setting}`, in a fresh process: {setting_peaks['fp32']:.0f} GFLOP/s "
+                  f"(bf16: {setting_peaks['bf16']:.0f}); each row's fraction is of the peak of its own kernels.", "",
+                  "| | seconds per epoch, each run | fastest | GFLOP/s | % of its fp32 peak |", "|---|---|---|---|---|"]
+        for enabled, label, peak in ((False, "without", peaks["fp32"]), (True, f"with `{setting}`",
+                                                                           setting_peaks["fp32"])):
+            seconds = [s for e, s in timings if e == enabled]
+            lines.append(f"| {label} | {', '.join(f'{s:.1f}' for s in seconds)} | {min(seconds):.1f} | "
+                         f"{small_gflop / min(seconds):.0f} | {small_gflop / min(seconds) / peak:.0%} |")
+    lines += ["", "## Targets", "", "| target | measured | met |", "|---|---|---|"]
+    for precision in DTYPES:
+        target = f"| small CNN, {precision}: at least {TARGET:.0%} of the {precision} peak"
+        for row in rows:
+            if row["model"] == "small" and row["precision"] == precision and args.train_limit is None:
+                lines.append(f"{target}, through train.py (validation included) | {row['peak_fraction']:.0%} | "
+                             f"{'yes' if row['peak_fraction'] >= TARGET else 'no'} |")
+        if precision in profiles:
+            parts, measured_ms, _ = profiles[precision]
+            fraction = sum(gflop for _, _, gflop in parts) / measured_ms * 1000 / peaks[precision]
+            lines.append(f"{target}, one training step (measured, above) | {fraction:.0%} | "
+                         f"{'yes' if fraction >= TARGET else 'no'} |")
+    for setting, (timings, setting_peaks) in comparisons.items():
+        if args.train_limit is None:
+            fraction = small_gflop / min(s for e, s in timings if e) / setting_peaks["fp32"]
+            lines.append(f"| small CNN, fp32: at least {TARGET:.0%} of the fp32 peak with `{setting}`, through "
+                         f"train.py with it | {fraction:.0%} | {'yes' if fraction >= TARGET else 'no'} |")
+    lines += ["", "## Machine", "", f"- {history.machine_description()}{cpu_generation()}; GPU: "
+              f"{', '.join(d.name for d in tf.config.list_physical_devices('GPU')) or 'none'}; TensorFlow's oneDNN: "
+              f"{os.environ.get('TF_ENABLE_ONEDNN_OPTS', 'its default')}",
+              "- Versions: " + ", ".join(f"{k} {v}" for k, v in history.versions().items()),
+              f"- Commit: {commit()}", ""]
+    return "\n".join(lines)
+
+
+def cpu_generation():
+    """", x86 family F model M": one cloud VM type ("AMD EPYC") runs on hosts whose peaks differ up to fivefold."""
+    fields = history.cpu_fields()
+    return f", x86 family {fields['cpu family']} model {fields['model']}" if "cpu family" in fields else ""
+
+
+def commit():
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              cwd=Path(__file__).parent).stdout.strip() or "unknown"
+    except OSError:
+        return "unknown"
+
+
+def main(argv=None):
+    return cli.main("bench.py", run, parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -25,7 +25,8 @@ import data
 SHEET_FORMAT = "channels_first"  # INSAT: K.set_image_data_format('channels_first')
 # The layout every script computes in; saved pairs keep their recipe's (the sheet's channels_first). TensorFlow
 # runs channels_first convolutions on a CPU only where it uses oneDNN (by default Linux x86 with AVX-512 VNNI or
-# newer: not Apple silicon, not most laptops), and there 2.3x slower than channels_last (results/BENCH.md).
+# newer: not Apple silicon, not most laptops), and there 2.3x slower than channels_last
+# (results/logs/bench_a53d26f_avx512.md).
 # NVIDIA tensor cores prefer NHWC too.
 COMPUTE_DATA_FORMAT = "channels_last"
 

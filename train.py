@@ -39,8 +39,8 @@ import tensorflow as tf  # noqa: E402
 
 PRECISIONS = {"fp32": "float32", "bf16": "mixed_bfloat16"}
 # At most this many batches per call of Keras's compiled training step: the same arithmetic with fewer trips
-# through Python between batches; measured 8-15% faster for the medium CNN (results/BENCH.md). Progress bars
-# and on_batch_end callbacks then update once per call. Not under --distribute: Keras 3.15's multi-step
+# through Python between batches; measured 8-15% faster for the medium CNN (results/logs/bench_a53d26f_avx512.md).
+# Progress bars and on_batch_end callbacks then update once per call. Not under --distribute: Keras 3.15's multi-step
 # call fails inside MirroredStrategy (an unfed placeholder in its while loop).
 STEPS_PER_CALL = 50
 # What the history's "config" records: the settings a reader of results needs.
@@ -391,7 +391,7 @@ def slice_train_step(model, slice_size):
     optimizer step on the mean over 200 images. Only the order of the float additions differs,
     and each Dropout layer draws its masks slice by slice. (BatchNormalization, whose batch
     statistics slicing would change, is refused.) What it buys: the activations of one slice, not of
-    the whole batch, in memory at a time; results/BENCH.md times it.
+    the whole batch, in memory at a time; results/logs/bench_a53d26f_avx512.md times it.
     """
     if any(isinstance(layer, keras.layers.BatchNormalization) for layer in model.layers):
         raise UsageError(f"--slice-size: {model.name} has BatchNormalization, whose statistics slicing would "
@@ -461,7 +461,8 @@ def parse_args(argv=None):
                              "the saved pair stays float32")
     parser.add_argument("--slice-size", type=int, metavar="N",
                         help="compute each batch's gradient over slices of N images, then take one optimizer step "
-                             "(same mean gradient, less memory; results/BENCH.md times it; default: whole batches)")
+                             "(same mean gradient, less memory; timed in results/logs/bench_a53d26f_avx512.md; "
+                             "default: whole batches)")
     parser.add_argument("--distribute", action="store_true",
                         help="MirroredStrategy over all visible GPUs; --batch-size is then per GPU "
                              "(global batch = batch size x GPUs)")

@@ -111,10 +111,28 @@ def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
     assert outcome["error_rate"] < 50  # 20 steps of the medium CNN: far better than chance (90%)
 
 
-def test_bench_writes_its_report(tmp_path):
+def test_bench_writes_its_report_and_the_profile_adds_up(tmp_path):
     out = tmp_path / "BENCH.md"
-    result = run_script("bench.py", "--models", "mlp1", "--epochs", "1", "--train-limit", "500", "--no-extras",
-                        "--out", out)
+    result = run_script("bench.py", "--models", "mlp1", "--bf16-models", "", "--epochs", "1", "--train-limit", "500",
+                        "--profile-steps", "3", "--out", out)
     assert result.returncode == 0, result.stderr[-2000:]
     text = out.read_text()
-    assert "| mlp1 | - | fp32 |" in text and "float32 matmul peak measured in this run" in text
+    assert "| fp32 |" in text and "| bf16 |" in text  # both peaks, measured in this run
+    assert "| mlp1 | fp32 |" in text
+    for precision in ("fp32", "bf16"):
+        section = text.split(f"batch 200, {precision}: where the time goes")[1].split("\n## ")[0]
+        rows = [line.split(" | ") for line in section.splitlines() if line.startswith("| ") and "---" not in line][1:]
+        parts = {row[0][2:]: float(row[1]) for row in rows
+                 if not row[0].startswith("| **") and "measured" not in row[0]}
+        assert {"conv2 weight gradients", "conv2 input gradients", "conv1 forward (with bias and relu)",
+                "conv2 forward (with bias and relu)"} <= set(parts)
+        total = next(float(row[1]) for row in rows if "sum of the parts" in row[0])
+        assert abs(sum(parts.values()) - total) <= 0.1 * len(parts)  # rounding of each part to 0.1 ms
+        assert next(float(row[1]) for row in rows if "measured step" in row[0]) > 0
+
+
+def test_a_compared_setting_is_set_in_one_environment_and_absent_from_the_other(monkeypatch):
+    monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "0")
+    assert bench.environment_with("TF_ENABLE_ONEDNN_OPTS=1")["TF_ENABLE_ONEDNN_OPTS"] == "1"
+    assert "TF_ENABLE_ONEDNN_OPTS" not in bench.environment_with("TF_ENABLE_ONEDNN_OPTS=1", enabled=False)
+    assert bench.environment_with("A=b=c")["A"] == "b=c"  # only the first '=' separates name and value
