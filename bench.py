@@ -111,7 +111,7 @@ PART_OF_OP = [  # (pattern on "op name:op type", what it is); the first that mat
     (r"gradient_tape/.*/dense(?:_\d+)?/.*MatMul", r"dense weight and input gradients"),
     (r"/(conv\d)(?:_\d+)?/.*Conv2D", r"\1 forward (with bias and relu)"),
     (r"/dense(?:_\d+)?/.*MatMul", r"dense forward"),
-    (r"/(adam|SGD|rmsprop)/", r"optimizer update (\1)"),
+    (r"/(adam|SGD|rmsprop)(?:_\d+)?/", r"optimizer update (\1)"),
     (r":Cast$", r"float32 <-> bfloat16 casts"),
     (r":Transpose$", r"layout transposes"),
     (r"Iterator|GatherV2|tf_data", r"input batches (tf.data)"),

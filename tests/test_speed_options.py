@@ -125,7 +125,7 @@ def test_bench_writes_its_report_and_the_profile_adds_up(tmp_path):
         parts = {row[0][2:]: float(row[1]) for row in rows
                  if not row[0].startswith("| **") and "measured" not in row[0]}
         assert {"conv2 weight gradients", "conv2 input gradients", "conv1 forward (with bias and relu)",
-                "conv2 forward (with bias and relu)"} <= set(parts)
+                "conv2 forward (with bias and relu)", "optimizer update (adam)"} <= set(parts)
         total = next(float(row[1]) for row in rows if "sum of the parts" in row[0])
         assert abs(sum(parts.values()) - total) <= 0.1 * len(parts)  # rounding of each part to 0.1 ms
         assert next(float(row[1]) for row in rows if "measured step" in row[0]) > 0
