@@ -306,10 +306,11 @@ def write_report(rows, path):
 def ladder_section(rows):
     """RESULTS.md's lines on the ladder beyond the sheets: how it was chosen, its table, where it was trained."""
     groups = group_by_model(rows)
-    machines = {name: sorted({row["config"].get("machine", "unknown") for row in groups[name]})
-                for name in models.LADDER}
-    where = "; ".join(f"{', '.join(name for name in models.LADDER if machines[name] == machine)}: {'; '.join(machine)}"
-                      for machine in {tuple(m): m for m in machines.values()}.values())
+    rungs_by_machines = {}  # "machine; machine" -> the rungs whose seeds were trained there, in ladder order
+    for name in models.LADDER:
+        machines = "; ".join(sorted({row["config"].get("machine", "unknown") for row in groups[name]}))
+        rungs_by_machines.setdefault(machines, []).append(name)
+    where = "; ".join(f"{', '.join(names)}: {machines}" for machines, names in rungs_by_machines.items())
     return [
         "## Beyond the sheets: a ladder from the sheet's small CNN", "",
         "Each rung adds one idea to the rung before it (`python train.py --model NAME`, seeds 7, 8, 9). The rungs "
