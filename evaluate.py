@@ -315,7 +315,7 @@ def ladder_section(rows):
         "## Beyond the sheets: a ladder from the sheet's small CNN", "",
         "Each rung adds one idea to the rung before it (`python train.py --model NAME`, seeds 7, 8, 9). The rungs "
         "after `small` hold out the last 5,000 training images as validation data; every choice (learning rate, "
-        "schedule, epochs) was made on those, and the test set was used once per run, after training "
+        "schedule, resampling, epochs) was made on those, and the test set was used once per run, after training "
         "(results/logs/ladder_choices.txt). *Gain*: how many points of error rate the rung's mean takes off the "
         "mean of the rung before it. Figure: plots/ladder.png.", "",
         ladder_table(rows), "",

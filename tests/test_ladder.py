@@ -33,10 +33,10 @@ def test_each_rung_trains_one_epoch_on_a_slice(name, tmp_path):
     assert (tmp_path / "models" / f"{name}.json").is_file()
 
 
-def augmented_images(seed, images):
-    """The augmented model's preprocessing layers applied in training mode, after keras.utils.set_random_seed."""
+def augmented_images(seed, images, name="augmented"):
+    """The rung's preprocessing layers applied in training mode, after keras.utils.set_random_seed."""
     keras.utils.set_random_seed(seed)
-    model = models.build_model("augmented")
+    model = models.build_model(name)
     augmentation = [layer for layer in model.layers if layer.name.startswith("random_")]
     assert len(augmentation) == 3
     for layer in augmentation:
@@ -51,6 +51,19 @@ def test_augmentation_is_the_same_for_the_same_seed_and_changes_the_images():
     assert not np.array_equal(first, other) and not np.allclose(first, images, atol=0.05)
     model = models.build_model("augmented")
     np.testing.assert_array_equal(model.layers[0](images, training=False), images)  # inference sees the image
+
+
+def test_bilinear_augmentation_blurs_the_digits_and_nearest_keeps_them_sharp():
+    import data
+    (_, _), (test_images, _), _ = data.get_data_mnist(normalize=True)
+    images = np.transpose(test_images[:500], (0, 2, 3, 1))  # channels_last, as the ladder computes
+    saturated = (images > 0.9).mean()
+    blurred = augmented_images(7, images, "augmented")
+    sharp = augmented_images(7, images, "sharp")
+    assert (blurred > 0.9).mean() < 0.5 * saturated  # three bilinear resamplings: most strokes lose their peak
+    assert (sharp > 0.9).mean() == pytest.approx(saturated, rel=0.1)
+    assert np.isin(sharp, np.append(images, 0)).all()  # nearest: every pixel comes from the image or the fill
+    np.testing.assert_array_equal(sharp, augmented_images(7, images, "sharp"))
 
 
 def test_the_schedule_warms_up_to_its_peak_then_decays_to_zero():
