@@ -5,6 +5,7 @@ import keras
 import numpy as np
 import pytest
 
+import data
 import models
 import train
 from test_models import PARAMETERS
@@ -54,9 +55,8 @@ def test_augmentation_is_the_same_for_the_same_seed_and_changes_the_images():
 
 
 def test_bilinear_augmentation_blurs_the_digits_and_nearest_keeps_them_sharp():
-    import data
     (_, _), (test_images, _), _ = data.get_data_mnist(normalize=True)
-    images = np.transpose(test_images[:500], (0, 2, 3, 1))  # channels_last, as the ladder computes
+    images = data.prepare_inputs(test_images[:500], "image", "channels_last")  # as the ladder computes
     saturated = (images > 0.9).mean()
     blurred = augmented_images(7, images, "augmented")
     sharp = augmented_images(7, images, "sharp")
@@ -79,8 +79,6 @@ def test_the_schedule_warms_up_to_its_peak_then_decays_to_zero():
 
 
 def test_the_holdout_is_the_last_5000_training_images():
-    import data
-
     (X_train, y_train), _, _ = data.get_data_mnist(True)
     (X_fit, y_fit), (X_valid, y_valid) = data.holdout_split(X_train, y_train)
     assert len(X_fit) == 55_000 and np.array_equal(X_valid, X_train[-5000:]) and np.array_equal(y_fit, y_train[:-5000])
