@@ -29,8 +29,8 @@ from metrics import print_model_error_rate  # noqa: F401  (the sheet's function,
 
 ROOT = Path(__file__).resolve().parent
 PREDICT_BATCH_SIZE = 1000  # test images per predict call
-# The README's generated tables: its markers, and how the table starts in RESULTS.md
-README_TABLES = {"results": "| model |", "ladder": "| rung |"}
+# What the README copies from RESULTS.md: its markers, and how the block (a table, the goal's line) starts there
+README_BLOCKS = {"results": "| model |", "ladder": "| rung |", "ladder-goal": "Goal: `"}
 NEAR_CHANCE_ERROR = 80.0  # % error: chance is 90%; a model trained on pixels 0..255 and fed /255 lands here
 
 
@@ -245,7 +245,8 @@ def ladder_figure(rows, path):
     rates = [[row["error_rate"] for row in groups[name]] for name in models.LADDER]
     minutes = [statistics.mean(row["config"].get("train_seconds") or 0 for row in groups[name]) / 60
                for name in models.LADDER]
-    plots.plot_ladder(models.LADDER, rates, minutes, path)
+    plots.plot_ladder(models.LADDER, rates, minutes, path, goal=models.LADDER_GOAL_ERROR,
+                      limit_minutes=models.LADDER_TIME_LIMIT)
 
 
 def parameters_table(rows):
@@ -319,15 +320,31 @@ def ladder_section(rows):
         "(results/logs/ladder_choices.txt). *Gain*: how many points of error rate the rung's mean takes off the "
         "mean of the rung before it. Figure: plots/ladder.png.", "",
         ladder_table(rows), "",
+        ladder_goal(groups[models.LADDER[-1]]), "",
         f"Trained on (train times are comparable within one machine only): {where}.", "",
     ]
 
 
+def ladder_goal(runs):
+    """One sentence: whether the last rung's runs meet the ladder's goal (models.LADDER_GOAL_ERROR as their mean
+    error rate, each run trained in under models.LADDER_TIME_LIMIT minutes), and by how much they miss it."""
+    goal, limit = models.LADDER_GOAL_ERROR, models.LADDER_TIME_LIMIT
+    mean = round(statistics.mean(row["error_rate"] for row in runs), 2)  # as the table shows it
+    longest = max(row["config"].get("train_seconds") or 0 for row in runs) / 60
+    misses = ([f"{mean - goal:.2f} points of error above it"] if mean > goal else []) + (
+        [f"a run trained {longest:.1f} min"] if longest >= limit else [])
+    verdict = f"missed, {' and '.join(misses)}" if misses else "met"
+    return (f"Goal: `{runs[0]['model']}` at most {goal:.2f}% error ({100 - goal:.2f}% accuracy) as the mean of its "
+            f"seeds, each run trained in under {limit} minutes: {verdict}. "
+            f"Its {len(runs)} runs: {mean:.2f}% ({100 - mean:.2f}% accuracy), the longest {longest:.1f} min.")
+
+
 def update_readme(report_path, readme=ROOT / "README.md"):
-    """Copy RESULTS.md's generated tables between the README's markers (<!-- results:start --> ...)."""
+    """Copy RESULTS.md's generated tables and the ladder's goal line between the README's markers
+    (<!-- results:start --> ...)."""
     blocks = Path(report_path).read_text().split("\n\n")
     text = readme.read_text()
-    for marker, first_cells in README_TABLES.items():
+    for marker, first_cells in README_BLOCKS.items():
         start, end = f"<!-- {marker}:start -->", f"<!-- {marker}:end -->"
         table = next((block for block in blocks if block.startswith(first_cells)), None)
         if table is None:

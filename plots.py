@@ -72,8 +72,12 @@ def plot_misclassified(images, labels, predictions, path, title, count=36):
     plt.close(figure)
 
 
-def plot_ladder(names, error_rates, minutes, path):
-    """Error rate per rung (each seed a dot, the mean a bar with its sd), and training minutes per run."""
+def plot_ladder(names, error_rates, minutes, path, goal=None, limit_minutes=None):
+    """Error rate per rung (each seed a dot, the mean a bar with its sd), and training minutes per run.
+
+    goal: an error rate (%) drawn as a dashed line, the target of the last rung's mean; limit_minutes: the
+    time a run must stay under, drawn the same way.
+    """
     figure, (left, right) = plt.subplots(1, 2, figsize=(12, 4), gridspec_kw={"width_ratios": [3, 2]})
     positions = np.arange(len(names))
     means = [np.mean(rates) for rates in error_rates]
@@ -81,9 +85,15 @@ def plot_ladder(names, error_rates, minutes, path):
     left.bar(positions, means, yerr=spreads, capsize=4, color="#9ecae1", label="mean ± sd over seeds")
     for position, rates in zip(positions, error_rates):
         left.plot([position] * len(rates), rates, "o", color="#08519c", markersize=4)
+    if goal is not None:
+        left.axhline(goal, color="crimson", linestyle="--", linewidth=1, label=f"goal: {goal:.2f}% (mean)")
     left.set_ylabel("test error rate (%)")
     left.set_title("error rate per rung (dots: seeds)")
     right.bar(positions, minutes, color="#fdae6b")
+    if limit_minutes is not None:
+        right.axhline(limit_minutes, color="crimson", linestyle="--", linewidth=1,
+                      label=f"limit: {limit_minutes:g} min a run")
+        right.legend()
     right.set_ylabel("training minutes per run")
     right.set_title("cost per rung")
     for axis in (left, right):

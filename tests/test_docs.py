@@ -31,8 +31,9 @@ def committed(path):
         pytest.skip("not a git checkout: the committed README and RESULTS.md cannot be compared")
 
 
-def test_committed_readme_results_table_is_results_md_table():
-    readme = committed("README.md")
-    table = readme.split("<!-- results:start -->\n", 1)[1].split("\n<!-- results:end -->", 1)[0]
-    assert table.startswith("| model | sheet | parameters |")
-    assert table in committed("results/RESULTS.md")
+def test_committed_readme_blocks_are_results_md_blocks():
+    readme, report = committed("README.md"), committed("results/RESULTS.md")
+    for marker, start in (("results", "| model | sheet | parameters |"), ("ladder", "| rung | adds |"),
+                          ("ladder-goal", "Goal: `best` at most 0.40% error")):
+        block = readme.split(f"<!-- {marker}:start -->\n", 1)[1].split(f"\n<!-- {marker}:end -->", 1)[0]
+        assert block.startswith(start) and block in report, marker

@@ -75,12 +75,15 @@ def test_seed_spread_groups_runs_of_a_model():
 
 def test_readme_table_is_copied_from_the_report(tmp_path):
     report = tmp_path / "RESULTS.md"
-    report.write_text("# Results\n\nintro\n\n| model | x |\n| --- | --- |\n| small | 1 |\n\n## References\n")
+    report.write_text("# Results\n\nintro\n\n| model | x |\n| --- | --- |\n| small | 1 |\n\nGoal: `best` met.\n\n"
+                      "## References\n")
     readme = tmp_path / "README.md"
-    readme.write_text("before\n<!-- results:start -->\nold\n<!-- results:end -->\nafter\n")
+    readme.write_text("before\n<!-- results:start -->\nold\n<!-- results:end -->\nafter\n"
+                      "<!-- ladder-goal:start -->\nold goal\n<!-- ladder-goal:end -->\n")
     evaluate.update_readme(report, readme)
     assert readme.read_text() == ("before\n<!-- results:start -->\n| model | x |\n| --- | --- |\n| small | 1 |\n"
-                                  "<!-- results:end -->\nafter\n")
+                                  "<!-- results:end -->\nafter\n"
+                                  "<!-- ladder-goal:start -->\nGoal: `best` met.\n<!-- ladder-goal:end -->\n")
 
 
 def test_a_foreign_pair_near_chance_on_pixels_over_255_gets_a_one_line_hint(tmp_path, tiny_run):
@@ -118,5 +121,15 @@ def test_ladder_table_and_figure(tmp_path):
     assert lines[2].startswith("| small | the sheet's small CNN, pixels /255 | 1,000 | 10 | 1.58 ± 0.01% | 3 | - |")
     assert lines[3].startswith(f"| {models.LADDER[1]} | {models.MODELS[models.LADDER[1]].description} | 1,001 | 10 | "
                                "1.48 ± 0.01% | 3 | +0.10 points | 2.0 min |")
+    last = [row for row in rows if row["model"] == models.LADDER[-1]]  # 0.78% mean, 9.0 min a run
+    assert evaluate.ladder_goal(last) == (
+        f"Goal: `{models.LADDER[-1]}` at most 0.40% error (99.60% accuracy) as the mean of its seeds, each run trained "
+        "in under 10 minutes: missed, 0.38 points of error above it. Its 3 runs: 0.78% (99.22% accuracy), the "
+        "longest 9.0 min.")
+    fast_and_good = [{**row, "error_rate": 0.39 + 0.01 * (row["run"] != last[0]["run"])} for row in last]
+    assert ": met. Its 3 runs: 0.40% (99.60% accuracy)" in evaluate.ladder_goal(fast_and_good)  # 0.39, 0.40, 0.40
+    slow = [{**row, "config": {"train_seconds": 601.0}} for row in fast_and_good]
+    assert ": missed, a run trained 10.0 min. " in evaluate.ladder_goal(slow)
+    assert evaluate.ladder_goal(last) in evaluate.ladder_section(rows)  # under the table in RESULTS.md
     evaluate.ladder_figure(rows, tmp_path / "ladder.png")
     assert (tmp_path / "ladder.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
