@@ -344,16 +344,16 @@ def update_readme(report_path, readme=ROOT / "README.md"):
     (<!-- results:start --> ...)."""
     blocks = Path(report_path).read_text().split("\n\n")
     text = readme.read_text()
-    for marker, first_cells in README_BLOCKS.items():
+    for marker, opening in README_BLOCKS.items():
         start, end = f"<!-- {marker}:start -->", f"<!-- {marker}:end -->"
-        table = next((block for block in blocks if block.startswith(first_cells)), None)
-        if table is None:
+        generated = next((block for block in blocks if block.startswith(opening)), None)
+        if generated is None:
             continue
         if start not in text or end not in text:
             raise UsageError(f"{readme}: no {start} ... {end} markers to fill")
         head, rest = text.split(start, 1)
         _, tail = rest.split(end, 1)
-        text = f"{head}{start}\n{table}\n{end}{tail}"
+        text = f"{head}{start}\n{generated}\n{end}{tail}"
     readme.write_text(text)
 
 
