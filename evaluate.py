@@ -320,9 +320,9 @@ def ladder_section(rows):
         "## Beyond the sheets: a ladder from the sheet's small CNN", "",
         "Each rung adds one idea to the rung before it (`python train.py --model NAME`, seeds 7, 8, 9). The rungs "
         "after `small` hold out the last 5,000 training images as validation data; every choice (learning rate, "
-        "schedule, resampling, the third convolution, epochs) was made on those, and the test set was used once per run, after training "
-        "(results/logs/ladder_choices.txt). *Gain*: how many points of error rate the rung's mean takes off the "
-        "mean of the rung before it. Figure: plots/ladder.png.", "",
+        "schedule, resampling, the third convolution, epochs) was made on those, and the test set was used once per "
+        "run, after training (results/logs/ladder_choices.txt). *Gain*: how many points of error rate the rung's "
+        "mean takes off the mean of the rung before it. Figure: plots/ladder.png.", "",
         ladder_table(rows), "",
         ladder_goal(groups[models.LADDER[-1]]), "",
         f"Trained on (train times are comparable within one machine only): {where}.", "",
@@ -334,8 +334,8 @@ def ladder_goal(runs):
     error rate, each run trained in under models.LADDER_TIME_LIMIT minutes), and by how much they miss it."""
     goal, limit = models.LADDER_GOAL_ERROR, models.LADDER_TIME_LIMIT
     # Three decimals: one test image in one of three runs moves the mean by 0.0033 points, and rounding drops only
-    # the float noise of the accuracies (40 errors of 10,000 read back as 0.40000001%); the table's two decimals
-    # would call a mean of 0.403% "at most 0.40%".
+    # the float noise of the accuracies (best's 43 errors of 10,000 read back as 0.42999983%); the table's two
+    # decimals would call a mean of 0.403% "at most 0.40%".
     mean = round(statistics.mean(row["error_rate"] for row in runs), 3)
     seconds = recorded_seconds(runs)
     longest = max(seconds, default=0) / 60
