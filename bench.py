@@ -2,6 +2,7 @@
 
     python bench.py                     # results/BENCH.md (about 20 minutes on 2 AVX2 cores)
     python bench.py --compare TF_ENABLE_ONEDNN_OPTS=1   # and a setting's effect on the small CNN's epoch (+10 min)
+    python bench.py --backends tensorflow,jax,torch     # and the small CNN's epoch on each Keras backend (+15 min)
     python bench.py --models small --epochs 1 --train-limit 2000 --out /tmp/bench.md
 
 The peak is TensorFlow's own 4096x4096 matmul, float32 and bfloat16, measured in the same process as the rows,
@@ -26,19 +27,22 @@ from pathlib import Path
 
 import numpy as np
 
-import cli  # first of the project's modules: it loads TensorFlow with its native start-up lines filtered
+import cli  # first of the project's modules: it chooses the Keras backend and loads it with native lines filtered
+import backend
 import data
 import history
 import models
 import train  # bench.py times train.py's own path: train_and_evaluate
 
 import keras  # noqa: E402  (after cli)
-import tensorflow as tf  # noqa: E402
-from tensorflow.tsl.profiler.protobuf import xplane_pb2  # noqa: E402
+
+if backend.NAME == "tensorflow":  # the peak and the profile are TensorFlow's; --backends times the others
+    import tensorflow as tf
+    from tensorflow.tsl.profiler.protobuf import xplane_pb2
 
 DEFAULT_MODELS = ["small", "medium", "large", "arn_cnn", "mlp1"]
-DTYPES = {"fp32": tf.float32, "bf16": tf.bfloat16}
-TARGET = 0.60  # of the peak of the row's own precision, for the small CNN (issue 12)
+DTYPES = ("fp32", "bf16")
+TARGET = 0.60  # of the peak of the row's own precision, for the small CNN
 
 
 def best_seconds(function, repeats=5):
@@ -61,8 +65,9 @@ def native_bfloat16():
 
 def matmul_peak(precision, size=4096):
     """GFLOP/s of TensorFlow's size x size matmul in this precision, this process's threads."""
-    a = tf.cast(tf.random.stateless_uniform((size, size), seed=(1, 2)), DTYPES[precision])
-    b = tf.cast(tf.random.stateless_uniform((size, size), seed=(3, 4)), DTYPES[precision])
+    dtype = {"fp32": tf.float32, "bf16": tf.bfloat16}[precision]
+    a = tf.cast(tf.random.stateless_uniform((size, size), seed=(1, 2)), dtype)
+    b = tf.cast(tf.random.stateless_uniform((size, size), seed=(3, 4)), dtype)
     return 2 * size**3 / best_seconds(lambda: tf.linalg.matmul(a, b).numpy()) / 1e9
 
 
@@ -146,7 +151,9 @@ def step_profile(precision, steps=20, batch_size=200):
     x = data.prepare_inputs(X_train[: steps * batch_size], "image", "channels_last")
     model = profiled_model(precision)
     model.steps_per_execution = 1  # one step per call, as the profile's unit
-    batches = train.epoch_batches(x, y_train[: len(x)], batch_size, 7, 0, 2)  # each fit reads it from the start
+    # each fit reads the batches from the start
+    batches = backend.training_data((x, y_train[: len(x)]), batch_size,
+                                    lambda: (data.epoch_order(len(x), 7, epoch) for epoch in range(2)))
 
     ends = []  # the time at the end of each step of the last fit
     step_clock = keras.callbacks.LambdaCallback(on_train_begin=lambda logs: ends.clear(),
@@ -219,19 +226,27 @@ def peaks_with(setting):
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def compare_environment(setting, repeats=3, epochs=1, train_limit=None):
-    """[(with setting?, seconds per epoch)] for the small CNN, alternating, `repeats` times each."""
-    timings = []
+def small_epochs(environments, repeats=3, epochs=1, train_limit=None):
+    """{label: [seconds per epoch]} of the small CNN through train.py in a fresh process per run, under each of
+    `environments` ({label: environment}) in turn, `repeats` times: alternating, so that the shared machine's
+    slow minutes fall on all of them alike."""
+    timings = {label: [] for label in environments}
     with tempfile.TemporaryDirectory() as out:
         for _ in range(repeats):
-            for enabled in (False, True):
-                environment = environment_with(setting, enabled)
+            for label, environment in environments.items():
                 command = [sys.executable, "train.py", "--model", "small", "--epochs", str(epochs), "--quiet",
                            "--out", out] + (["--train-limit", str(train_limit)] if train_limit else [])
                 subprocess.run(command, check=True, cwd=Path(__file__).parent, env=environment, capture_output=True)
                 seconds = [row["seconds"] for row in history.read_history(Path(out) / "models" / "small")["epochs"]]
-                timings.append((enabled, min(seconds)))
+                timings[label].append(min(seconds))
     return timings
+
+
+def backend_version(name):
+    """The version of a backend's framework, from a fresh process (None where it is not installed)."""
+    code = f"import importlib.metadata as m; print(m.version({name!r}))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    return result.stdout.strip() if result.returncode == 0 else None
 
 
 # ----------------------------------------------------------------------------
@@ -249,6 +264,10 @@ def parse_args(argv=None):
     parser.add_argument("--compare", action="append", default=[], metavar="NAME=VALUE",
                         help="also time the small CNN's epoch with and without this environment setting, "
                              "in fresh processes, three times each (e.g. TF_ENABLE_ONEDNN_OPTS=1); repeatable")
+    parser.add_argument("--backends", metavar="B1,B2,...",
+                        help="also time the small CNN's epoch through train.py on these Keras backends "
+                             "(tensorflow, jax, torch; each installed beside TensorFlow), in fresh processes, "
+                             "three times each")
     parser.add_argument("--out", default="results/BENCH.md", help="the markdown report")
     args = parser.parse_args(argv)
     for name in args.models.split(",") + args.bf16_models.split(","):
@@ -257,11 +276,15 @@ def parse_args(argv=None):
     for setting in args.compare:
         if "=" not in setting:
             parser.error(f"argument --compare: {setting!r} is not NAME=VALUE")
+    for name in (args.backends or "").split(",") if args.backends else []:
+        if name not in backend.BACKENDS or not backend.installed(name):
+            parser.error(f"argument --backends: {name!r} is not an installed Keras backend (tensorflow, jax, torch; "
+                         f"{backend.INSTALL.get(name, 'see docs/backends.md')})")
     return args
 
 
 def run(args):
-    train.configure_device("auto")
+    backend.use_device("auto")
     peaks = {precision: matmul_peak(precision) for precision in DTYPES}
     print("matmul peaks: " + ", ".join(f"{p} {g:.0f} GFLOP/s" for p, g in peaks.items()), flush=True)
     plan = [(name, "fp32") for name in args.models.split(",")]
@@ -278,15 +301,19 @@ def run(args):
         # emulated bfloat16 (see native_bfloat16) takes ten times longer per step: fewer steps
         steps = args.profile_steps if precision == "fp32" or native_bfloat16() else max(2, args.profile_steps // 4)
         profiles[precision] = (*step_profile(precision, steps), steps)
-    comparisons = {setting: (compare_environment(setting, epochs=1, train_limit=args.train_limit),
-                             peaks_with(setting)) for setting in args.compare}
+    comparisons = {setting: (small_epochs({False: environment_with(setting, False), True: environment_with(setting)},
+                                          train_limit=args.train_limit), peaks_with(setting))
+                   for setting in args.compare}
+    names = args.backends.split(",") if args.backends else []
+    backends = small_epochs({name: {**os.environ, "KERAS_BACKEND": name} for name in names},
+                            train_limit=args.train_limit) if names else {}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(report(args, peaks, rows, profiles, comparisons))
+    Path(args.out).write_text(report(args, peaks, rows, profiles, comparisons, backends))
     print(f"Wrote {args.out}")
     return 0
 
 
-def report(args, peaks, rows, profiles, comparisons):
+def report(args, peaks, rows, profiles, comparisons, backends):
     lines = ["# Benchmark", "", f"Written by `python {' '.join(sys.argv)}` (see bench.py's docstring for what each "
              "number is).", "", "## Peaks: TensorFlow's own 4096x4096 matmul, this run", "",
              "| precision | GFLOP/s |", "|---|---|", *(f"| {p} | {g:.0f} |" for p, g in peaks.items()), "",
@@ -327,9 +354,19 @@ def report(args, peaks, rows, profiles, comparisons):
                   "| | seconds per epoch, each run | fastest | GFLOP/s | % of its fp32 peak |", "|---|---|---|---|---|"]
         for enabled, label, peak in ((False, "without", peaks["fp32"]), (True, f"with `{setting}`",
                                                                            setting_peaks["fp32"])):
-            seconds = [s for e, s in timings if e == enabled]
+            seconds = timings[enabled]
             lines.append(f"| {label} | {', '.join(f'{s:.1f}' for s in seconds)} | {min(seconds):.1f} | "
                          f"{small_gflop / min(seconds):.0f} | {small_gflop / min(seconds) / peak:.0%} |")
+    if backends:
+        lines += ["", "## The small CNN's epoch on each Keras backend (fresh processes, alternating)", "",
+                  "The same train.py, recipe and batches (KERAS_BACKEND set per process); each row's fraction is of "
+                  "TensorFlow's fp32 matmul peak above.", "",
+                  "| backend | version | seconds per epoch, each run | fastest | GFLOP/s | % of the fp32 peak |",
+                  "|---|---|---|---|---|---|"]
+        for name, seconds in backends.items():
+            lines.append(f"| {name} | {backend_version(name)} | {', '.join(f'{s:.1f}' for s in seconds)} | "
+                         f"{min(seconds):.1f} | {small_gflop / min(seconds):.0f} | "
+                         f"{small_gflop / min(seconds) / peaks['fp32']:.0%} |")
     lines += ["", "## Targets", "", "| target | measured | met |", "|---|---|---|"]
     for precision in DTYPES:
         target = f"| small CNN, {precision}: at least {TARGET:.0%} of the {precision} peak"
@@ -344,13 +381,13 @@ def report(args, peaks, rows, profiles, comparisons):
                          f"{'yes' if fraction >= TARGET else 'no'} |")
     for setting, (timings, setting_peaks) in comparisons.items():
         if args.train_limit is None:
-            fraction = small_gflop / min(s for e, s in timings if e) / setting_peaks["fp32"]
+            fraction = small_gflop / min(timings[True]) / setting_peaks["fp32"]
             lines.append(f"| small CNN, fp32: at least {TARGET:.0%} of the fp32 peak with `{setting}`, through "
                          f"train.py with it | {fraction:.0%} | {'yes' if fraction >= TARGET else 'no'} |")
     lines += ["", "## Machine", "", f"- {history.machine_description()}{cpu_generation()}; GPU: "
               f"{', '.join(d.name for d in tf.config.list_physical_devices('GPU')) or 'none'}; TensorFlow's oneDNN: "
               f"{os.environ.get('TF_ENABLE_ONEDNN_OPTS', 'its default')}",
-              "- Versions: " + ", ".join(f"{k} {v}" for k, v in history.versions().items()),
+              "- Versions: " + ", ".join(f"{k} {v}" for k, v in backend.versions().items()),
               f"- Commit: {commit()}", ""]
     return "\n".join(lines)
 
@@ -370,6 +407,9 @@ def commit():
 
 
 def main(argv=None):
+    if backend.NAME != "tensorflow":
+        sys.exit(f"bench.py: error: KERAS_BACKEND={backend.NAME}: bench.py measures TensorFlow's kernels against its "
+                 "own peak; run it on the tensorflow backend (--backends times the others in their own processes)")
     return cli.main("bench.py", run, parse_args(argv))
 
 

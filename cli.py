@@ -1,12 +1,13 @@
 """What the four scripts (train, evaluate, predict, bench) share as command-line programs.
 
 - `OneLineErrorParser`: argparse whose errors are one line, exit 2, and whose --help shows every default.
-- `UsageError` and `main()`: a script's run(args) under a filter of TensorFlow's native log lines, with the
-  project's errors (a bad flag value, a missing or damaged file) printed as one line naming the file or flag,
-  exit 1, never a traceback.
+- `UsageError` and `main()`: a script's run(args) under a filter of native log lines, with the project's errors
+  (a bad flag value, a missing or damaged file) printed as one line naming the file or flag, exit 1, never a
+  traceback.
 - The filter itself: TensorFlow's C++ code writes start-up lines (CUDA probing, absl's notice) straight to file
-  descriptor 2, before any log level applies. Importing this module imports TensorFlow under that filter, so the
-  scripts import it before anything that loads TensorFlow; a student sees the sheet's output, not those lines.
+  descriptor 2, before any log level applies. Importing this module chooses the Keras backend (backend.py) and
+  imports its framework under that filter, so the scripts import it before anything that loads Keras; a student
+  sees the sheet's output, not those lines. A backend that cannot be imported is one line and exit 1, here.
 """
 
 import argparse
@@ -49,8 +50,12 @@ def native_log_filter():
 
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's own log level: warnings and info off
+import backend  # noqa: E402  (chooses Keras's backend before anything imports keras)
+
+if backend.problem():
+    sys.exit(f"{os.path.basename(sys.argv[0])}: error: {backend.problem()}")
 with native_log_filter():
-    import tensorflow  # noqa: E402, F401  (first, so that its start-up lines are filtered)
+    backend.import_framework()  # first, so that its start-up lines are filtered
 
 import data  # noqa: E402
 import persistence  # noqa: E402
@@ -60,7 +65,7 @@ class UsageError(ValueError):
     """A flag or path the user gave cannot work; the message says what to do."""
 
 
-PROJECT_ERRORS = (UsageError, data.DataError, persistence.PairError)
+PROJECT_ERRORS = (UsageError, data.DataError, persistence.PairError, backend.BackendError)
 
 
 class OneLineErrorParser(argparse.ArgumentParser):

@@ -1,4 +1,4 @@
-"""Data for both lab sheets: MNIST (in this repository), HOG features, chest X-ray folders.
+"""Data for both lab sheets: MNIST (in this repository), HOG features, chest X-ray folders, the training order.
 
 MNIST ships with the project as datasets/mnist.npz: the four uint8 arrays that
 keras.datasets.mnist.load_data() returns, compressed (11.5 MB). Every load
@@ -137,6 +137,50 @@ def holdout_split(X_train, y_train, images=HOLDOUT_IMAGES):
     """(X, y) for training and the last `images` training images for validation, as MNIST's own
     distribution (mnist.pkl.gz) kept its last 10,000 for validation: the test set then decides nothing."""
     return (X_train[:-images], y_train[:-images]), (X_train[-images:], y_train[-images:])
+
+
+# ----------------------------------------------------------------------------
+# The training order: which images each epoch visits, in which order, on every backend
+
+# Philox4x32-10 (Salmon et al., "Parallel random numbers: as easy as 1, 2, 3", 2011), as TensorFlow implements it
+_PHILOX_MULTIPLIERS = (0xD2511F53, 0xCD9E8D57)
+_PHILOX_KEY_STEPS = (0x9E3779B9, 0xBB67AE85)
+_STATELESS_SCRAMBLE_KEY = (0x3EC8F720, 0x02461E29)  # TensorFlow's key for turning a stateless seed into a stream
+_LOW = np.uint64(0xFFFFFFFF)
+
+
+def _philox(counters, key):
+    """Philox4x32-10 of (N, 4) 32-bit counters under a (2,) key: (N, 4) uint32, TensorFlow's PhiloxRandom()."""
+    block = np.asarray(counters, dtype=np.uint64).reshape(-1, 4)
+    key = [np.uint64(k) for k in key]
+    for _ in range(10):
+        high_low = [np.uint64(multiplier) * block[:, column] for multiplier, column in zip(_PHILOX_MULTIPLIERS, (0, 2))]
+        block = np.stack([(high_low[1] >> np.uint64(32)) ^ block[:, 1] ^ key[0], high_low[1] & _LOW,
+                          (high_low[0] >> np.uint64(32)) ^ block[:, 3] ^ key[1], high_low[0] & _LOW], axis=1)
+        key = [(k + np.uint64(step)) & _LOW for k, step in zip(key, _PHILOX_KEY_STEPS)]
+    return block.astype(np.uint32)
+
+
+def epoch_order(images, seed, epoch):
+    """The order in which epoch `epoch` of a run with `seed` visits training images 0..images-1.
+
+    It is tf.random.experimental.stateless_shuffle(tf.range(images), seed=[seed, epoch]) computed in NumPy (a test
+    compares the two): the seed scrambled into a Philox key and counter, one 32-bit draw per swap of a
+    Fisher-Yates shuffle. So every backend trains on the same batches, the orders of the runs trained with
+    TensorFlow's own shuffle stay as they were, and each epoch depends on (seed, epoch) only: a resumed run sees
+    the batches an uninterrupted one sees.
+    """
+    seed, epoch = (int(value) & 0xFFFFFFFFFFFFFFFF for value in (seed, epoch))
+    mixed = _philox([[seed & 0xFFFFFFFF, seed >> 32, epoch & 0xFFFFFFFF, epoch >> 32]], _STATELESS_SCRAMBLE_KEY)[0]
+    blocks = np.arange(-(-max(images - 1, 0) // 4), dtype=np.uint64)  # the counter's low words count the blocks
+    counters = np.stack([blocks & _LOW, blocks >> np.uint64(32), *(np.full_like(blocks, word) for word in mixed[2:])],
+                        axis=1)
+    draws = _philox(counters, mixed[:2]).reshape(-1).tolist()
+    order = list(range(images))
+    for i in range(images - 1):  # TensorFlow's ShuffleRange: swap i with i + draw mod (images - i)
+        j = i + draws[i] % (images - i)
+        order[i], order[j] = order[j], order[i]
+    return np.array(order, dtype=np.int64)
 
 
 def flatten_images(X):
@@ -278,26 +322,39 @@ def xray_split_dirs(data_dir):
     return splits
 
 
-def xray_datasets(data_dir, image_size=128, batch_size=64, seed=7):
-    """tf.data sets {train, val, test} of (grayscale image_size^2 images 0..255, binary label), and train counts.
+def _xray_image(path, image_size):
+    """One X-ray as (image_size, image_size) uint8 grayscale; DataError naming the file if Pillow cannot read it."""
+    from PIL import Image, UnidentifiedImageError
 
-    Labels: NORMAL 0, PNEUMONIA 1 whatever the folders' letter case (class_names
-    is given explicitly, so alphabetical order cannot flip them). Only train is
-    shuffled: test and val keep file order, so predictions and labels taken
-    in one pass line up.
+    try:
+        with Image.open(path) as image:
+            image.draft("L", (2 * image_size, 2 * image_size))  # JPEG: decode at a reduced scale, several times faster
+            return np.asarray(image.convert("L").resize((image_size, image_size), Image.Resampling.BILINEAR))
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
+        raise DataError(f"--data-dir {path}: not an image Pillow can read ({type(error).__name__}); remove it from "
+                        "the tree") from None
+
+
+def load_xrays(data_dir, image_size=128):
+    """{split: (images (N, image_size, image_size, 1), labels (N, 1))} for train, test and val; float32, pixels 0..255.
+
+    Grayscale, resized to image_size (bilinear, as the ARN notebook's image_dataset_from_directory); labels NORMAL 0,
+    PNEUMONIA 1 whatever the folders' letter case. Files in name order, NORMAL first: training shuffles them per
+    epoch (epoch_order), test and val keep this order, so predictions and labels line up.
     """
-    import keras
+    import concurrent.futures
 
-    datasets, counts = {}, None
+    splits = {}
     for split, (split_dir, class_names) in xray_split_dirs(data_dir).items():
-        datasets[split] = keras.utils.image_dataset_from_directory(
-            split_dir, labels="inferred", label_mode="binary", class_names=class_names, color_mode="grayscale",
-            image_size=(image_size, image_size), batch_size=batch_size, shuffle=split == "train", seed=seed,
-            verbose=False)
-        if split == "train":
-            counts = [sum(p.suffix.lower() in IMAGE_SUFFIXES for p in (split_dir / name).iterdir())
-                      for name in class_names]
-    return datasets, counts
+        paths, labels = [], []
+        for label, name in enumerate(class_names):
+            files = sorted(p for p in (split_dir / name).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            paths += files
+            labels += [label] * len(files)
+        with concurrent.futures.ThreadPoolExecutor(worker_count()) as pool:  # Pillow decodes outside the GIL
+            images = np.stack(list(pool.map(lambda path: _xray_image(path, image_size), paths)))
+        splits[split] = (images[..., None].astype(np.float32), np.array(labels, dtype=np.float32)[:, None])
+    return splits
 
 
 def class_weights(counts):

@@ -10,6 +10,10 @@ reports. For a directory it also writes, beside its models/ folder:
     plots/       per run: history, confusion matrix, misclassified test images
 """
 
+import collections
+import hashlib
+import json
+import os
 import statistics
 import subprocess
 import sys
@@ -17,7 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-import cli  # first of the project's modules: it loads TensorFlow with its native start-up lines filtered
+import cli  # first of the project's modules: it chooses the Keras backend and loads it with native lines filtered
+import backend
 import data
 import history
 import metrics
@@ -82,24 +87,81 @@ class TestSets:
         return self._prepared[key]
 
 
-def evaluate_pair(filename, test_sets, normalize=None, data_dir=None, plots_dir=None):
-    """Load one pair, print the sheet's lines, draw its figures into plots_dir, return a result row."""
-    model = persistence.load_keras_model(filename)
+class Kept:
+    """What evaluating each MNIST pair gave, kept between runs (in the project's cache, data.cache_dir()) under a
+    key of all that decides it: the pair's and its history's bytes, the options, the backend and the versions.
+    An unchanged pair is then neither loaded nor evaluated again, and its figures are redrawn only if one is
+    missing; `evaluate.py --redraw` ignores what was kept."""
+
+    VERSION = 1  # raise it when what evaluate_pair measures or draws changes
+
+    def __init__(self, path=None, ignore=False):
+        self.path = Path(path or data.cache_dir() / "evaluations.json")
+        try:
+            self.entries = {} if ignore else json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            self.entries = {}
+
+    def key(self, filename, normalize, test_limit):
+        digest = hashlib.sha256(json.dumps([self.VERSION, normalize, test_limit, backend.versions()]).encode())
+        for suffix in (persistence.JSON_SUFFIX, persistence.WEIGHTS_SUFFIX, persistence.LEGACY_WEIGHTS_SUFFIX,
+                       ".history.json"):
+            path = Path(f"{filename}{suffix}")
+            digest.update(path.read_bytes() if path.is_file() else b"-")
+        return digest.hexdigest()
+
+    def get(self, key, figures):
+        entry = self.entries.get(key)
+        return entry if entry and all(Path(path).is_file() for path in figures) else None
+
+    def put(self, key, entry):
+        self.entries[key] = entry
+
+    def save(self):
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            temporary = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
+            temporary.write_text(json.dumps(self.entries))
+            os.replace(temporary, self.path)
+        except OSError:  # a cache that cannot be written costs time next run, nothing else
+            pass
+
+
+def figure_paths(plots_dir, run, run_history, mnist=True):
+    """The figures draw_figures writes for a run."""
+    if plots_dir is None:
+        return []
+    kinds = (["history"] if run_history.get("epochs") else []) + ["confusion"] + (["errors"] if mnist else [])
+    return [str(Path(plots_dir) / f"{run}_{kind}.png") for kind in kinds]
+
+
+def evaluate_pair(filename, test_sets, normalize=None, data_dir=None, plots_dir=None, kept=None):
+    """Load one pair, print the sheet's lines, draw its figures into plots_dir, return a result row.
+
+    kept (a Kept): where an unchanged pair's numbers were kept by an earlier run; they are printed and used again.
+    """
     run_history = history.read_history(filename) or {}
     config = run_history.get("config", {})
+    run = Path(filename).name
+    key = kept.key(filename, normalize, test_sets.test_limit) if kept is not None else None
+    entry = kept.get(key, figure_paths(plots_dir, run, run_history)) if key else None
+    print(f"== {filename}")
+    if entry is not None:
+        metrics.print_score(entry["accuracy"])
+        warn_near_chance(filename, entry["normalize"], entry["accuracy"])
+        return result_row(run, entry, config)
+    model = persistence.load_keras_model(filename)
     recipe = models.recipe_for(model, run_history)
     input_kind = models.input_kind_of(model, recipe)
-    run = Path(filename).name
-    print(f"== {filename}")
     xray = None
     if input_kind == "xray":
         normalize = True  # the model rescales its own input
         data_dir = data_dir or config.get("data_dir")
         if data_dir is None:
             raise UsageError(f"{filename}: a chest X-ray model; pass --data-dir DIR to evaluate it")
-        datasets, _ = data.xray_datasets(data_dir)
-        test_loss, test_accuracy = metrics.print_model_error_rate(model, datasets["test"], None)
-        xray = metrics.xray_metrics(model, datasets["test"])
+        x_test, y_test = data.load_xrays(data_dir)["test"]
+        test_loss, test_accuracy = metrics.print_model_error_rate(model, x_test, y_test)
+        xray = metrics.xray_metrics(model, x_test, y_test)
         metrics.print_xray_metrics(xray)
         matrix, class_names, misclassified = np.array(xray["confusion_matrix"]), list(data.XRAY_CLASSES), None
     else:
@@ -114,23 +176,33 @@ def evaluate_pair(filename, test_sets, normalize=None, data_dir=None, plots_dir=
         # model.evaluate's two numbers, from the predictions that the figures need anyway
         test_loss, test_accuracy = metrics.loss_and_accuracy(probabilities, y_test)
         metrics.print_score(test_accuracy)
-        if normalize and 100 - test_accuracy * 100 >= NEAR_CHANCE_ERROR:
-            print(f"evaluate.py: {filename} scores near chance on pixels /255: it may expect raw pixels 0..255; "
-                  "try --normalize no", file=sys.stderr)
+        warn_near_chance(filename, normalize, test_accuracy)
         labels, predictions = y_test.argmax(axis=1), probabilities.argmax(axis=1)
         matrix, class_names = plots.confusion_matrix(labels, predictions, y_test.shape[1]), None
         misclassified = (images, labels, predictions)
     if plots_dir is not None:
         draw_figures(Path(plots_dir), run, run_history, matrix, class_names, misclassified)
-    error_rate = 100 - test_accuracy * 100
+    entry = {"model": recipe.name if recipe else model.name, "parameters": model.count_params(),
+             "layers": models.count_parameters(model)[0], "normalize": normalize, "test_loss": test_loss,
+             "accuracy": test_accuracy, "metrics": xray}
+    if key and input_kind != "xray":  # the X-ray tree is the user's and may change: evaluated every time
+        kept.put(key, entry)
+    return result_row(run, entry, config)
+
+
+def warn_near_chance(filename, normalize, accuracy):
+    if normalize and 100 - accuracy * 100 >= NEAR_CHANCE_ERROR:
+        print(f"evaluate.py: {filename} scores near chance on pixels /255: it may expect raw pixels 0..255; "
+              "try --normalize no", file=sys.stderr)
+
+
+def result_row(run, entry, config):
+    """A table row from what evaluating a pair gave (entry) and its history's config."""
+    recipe = models.MODELS.get(entry["model"])
+    error_rate = 100 - entry["accuracy"] * 100
     reference = recipe.reference_error if recipe else None
-    return {
-        "run": run, "model": recipe.name if recipe else model.name, "keras_model": model, "recipe": recipe,
-        "parameters": model.count_params(),
-        "config": config, "epochs": config.get("epochs"), "normalize": normalize, "test_loss": test_loss,
-        "accuracy": test_accuracy, "error_rate": error_rate, "reference": reference,
-        "difference": distance_outside(error_rate, reference), "metrics": xray,
-    }
+    return {**entry, "run": run, "recipe": recipe, "config": config, "epochs": config.get("epochs"),
+            "error_rate": error_rate, "reference": reference, "difference": distance_outside(error_rate, reference)}
 
 
 def draw_figures(plots_dir, run, run_history, matrix, class_names, misclassified):
@@ -201,7 +273,7 @@ def seed_spread(runs):
 def report_table(rows):
     """RESULTS.md's table: one row per model (its default-seed run), with the spread over seeds."""
     header = ["model", "sheet", "parameters", "epochs", "batch", "optimizer", "normalised", "test loss", "accuracy",
-              "error rate", "over seeds", "reference", "difference", "train time"]
+              "error rate", "over seeds", "reference", "difference", "train time", "trained with"]
     table = []
     for name, runs in group_by_model(rows).items():
         row, recipe, config = runs[0], runs[0]["recipe"], runs[0]["config"]
@@ -211,7 +283,7 @@ def report_table(rows):
             config.get("batch_size", "?"), config.get("optimizer", "?"), "yes" if row["normalize"] else "no",
             f"{row['test_loss']:.4f}", f"{row['accuracy'] * 100:.2f}%", f"{row['error_rate']:.2f}%",
             seed_spread(runs), format_reference(row["reference"]), format_difference(row["difference"]),
-            f"{seconds:.0f} s" if seconds is not None else "-",
+            f"{seconds:.0f} s" if seconds is not None else "-", history.trained_with(config) or "-",
         ])
     return markdown_table(header, table)
 
@@ -257,9 +329,9 @@ def parameters_table(rows):
     """Sheet part 3 (do deeper models have more weights?): trainable weights per layer and in total."""
     table = []
     for runs in sorted(group_by_model(rows).values(), key=lambda runs: runs[0]["parameters"]):
-        per_layer, total = models.count_parameters(runs[0]["keras_model"])
+        per_layer = runs[0]["layers"]
         weighted = [f"{kind} {count:,}" for _, kind, count in per_layer if count]
-        table.append([runs[0]["model"], len(weighted), ", ".join(weighted), f"{total:,}"])
+        table.append([runs[0]["model"], len(weighted), ", ".join(weighted), f"{sum(c for _, _, c in per_layer):,}"])
     return markdown_table(["model", "layers with weights", "weights per layer", "total"], table)
 
 
@@ -277,7 +349,7 @@ def commit_description():
 
 def write_report(rows, path):
     """RESULTS.md: the results table, notes on references, the part 3 table, machine and versions."""
-    versions = history.versions()
+    versions = backend.versions()
     notes = [f"- **{name}**: {runs[0]['recipe'].note}" for name, runs in group_by_model(rows).items()
              if runs[0]["recipe"] is not None and runs[0]["recipe"].note]
     sources = [f"- **{name}**: {format_reference(runs[0]['reference'])}, {runs[0]['recipe'].reference_source}"
@@ -288,6 +360,7 @@ def write_report(rows, path):
     devices = sorted({config.get("device", "?") for config in configs}) or ["?"]
     machines = sorted({config["machine"] for config in configs if config.get("machine")}) or ["unknown"]
     total = sum(config.get("train_seconds", 0) for config in configs)
+    backends = collections.Counter(history.trained_with(config) for config in configs)
     text = "\n".join([
         "# Results", "",
         "Written by `python evaluate.py` from the pairs in models/ (trained by `python train.py`).",
@@ -301,8 +374,10 @@ def write_report(rows, path):
         "## Where these numbers come from", "",
         f"- Trained on: {'; '.join(machines)} ({', '.join(devices)}); evaluated on: {history.machine_description()}",
         f"- Training time, all {len(configs)} runs: {total / 60:.1f} min",
-        f"- Versions: Python {versions['python']}, TensorFlow {versions['tensorflow']}, Keras {versions['keras']}, "
-        f"NumPy {versions['numpy']}",
+        "- Trained with (Keras backend, device): " + "; ".join(f"{name}: {count} runs" for name, count in
+                                                               sorted(backends.items())),
+        f"- Evaluated with: Python {versions['python']}, {versions['backend']} {versions[versions['backend']]}, "
+        f"Keras {versions['keras']}, NumPy {versions['numpy']}",
         f"- Commit: {commit_description()}", "",
     ])
     Path(path).write_text(text)
@@ -383,10 +458,14 @@ def parse_args(argv=None):
     parser.add_argument("--readme", action="store_true",
                         help="also copy RESULTS.md's table into README.md (for maintainers)")
     parser.add_argument("--test-limit", type=int, metavar="N", help="evaluate on the first N test images only")
+    parser.add_argument("--redraw", action="store_true",
+                        help="evaluate every pair and draw every figure again, also those unchanged since the last "
+                             "run (their numbers are kept in the project's cache otherwise)")
     return parser.parse_args(argv)
 
 
 def run(args):
+    print(backend.describe(), flush=True)
     normalize = {"auto": None, "yes": True, "no": False}[args.normalize]
     pairs = find_pairs(args.paths)
     if not pairs:
@@ -396,14 +475,16 @@ def run(args):
     if not args.no_report and len(args.paths) == 1 and Path(args.paths[0]).is_dir():
         report_dir = Path(args.paths[0])
     test_sets = TestSets(args.test_limit)
+    kept = Kept(ignore=args.redraw)
     rows, failures = [], 0
     for filename in pairs:
         try:
             rows.append(evaluate_pair(filename, test_sets, normalize, args.data_dir,
-                                      report_dir / "plots" if report_dir else None))
+                                      report_dir / "plots" if report_dir else None, kept))
         except cli.PROJECT_ERRORS as error:  # one bad pair does not stop the others
             print(f"evaluate.py: error: {error}", file=sys.stderr)
             failures += 1
+    kept.save()
     if rows:
         print()
         print(results_table(rows))

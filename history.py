@@ -62,11 +62,11 @@ def machine_description():
     return f"{cpu}, {os.cpu_count()} cores" + (f" ({', '.join(extensions)})" if extensions else "")
 
 
-def versions():
-    """The versions that decide the digits: Python, TensorFlow, Keras, NumPy."""
-    import keras
-    import numpy
-    import tensorflow as tf
-
-    return {"tensorflow": tf.__version__, "keras": keras.__version__, "numpy": numpy.__version__,
-            "python": platform.python_version()}
+def trained_with(config):
+    """"tensorflow 2.21.0, cpu": the Keras backend and device a run's history names (None without a history).
+    Histories written before there was a choice name no backend: those runs were all TensorFlow's."""
+    if not config:
+        return None
+    versions = config.get("versions", {})
+    name = versions.get("backend", "tensorflow")
+    return f"{name} {versions.get(name, '?')}, {config.get('device', '?')}"

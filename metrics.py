@@ -35,18 +35,10 @@ def loss_and_accuracy(probabilities, y_true):
     return loss, float(np.mean(y_true.argmax(axis=1) == probabilities.argmax(axis=1)))
 
 
-def xray_metrics(model, dataset, threshold=0.5):
-    """Accuracy, precision, recall, F1 (PNEUMONIA positive) and the confusion matrix on an unshuffled set.
-
-    Predictions and labels come from the same batches in one pass, so they line
-    up even if the dataset were shuffled.
-    """
-    labels, predicted = [], []
-    for images, batch_labels in dataset:
-        probabilities = np.asarray(model.predict_on_batch(images)).reshape(-1)
-        predicted.append(probabilities >= threshold)
-        labels.append(np.asarray(batch_labels).reshape(-1) >= 0.5)
-    labels, predicted = np.concatenate(labels), np.concatenate(predicted)
+def xray_metrics(model, images, labels, threshold=0.5, batch_size=64):
+    """Accuracy, precision, recall, F1 (PNEUMONIA positive) and the confusion matrix of images and their labels."""
+    predicted = np.asarray(model.predict(images, batch_size=batch_size, verbose=0)).reshape(-1) >= threshold
+    labels = np.asarray(labels).reshape(-1) >= 0.5
     true_positive = int(np.sum(labels & predicted))
     false_positive = int(np.sum(~labels & predicted))
     false_negative = int(np.sum(labels & ~predicted))

@@ -17,8 +17,9 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Callable, Optional, Tuple
 
+import backend  # noqa: F401  (chooses Keras's backend before keras is imported)
 import keras
-from keras import layers
+from keras import layers, ops
 
 import data
 
@@ -203,10 +204,15 @@ def ladder_cnn(pooling=False, dropout=False, bigger=False, batchnorm=False, augm
     """
     filters, kernel = ((32, 64), (5, 5)) if bigger else ((64, 32), (3, 3))
     stack = [keras.Input(shape=_image_shape(data_format))]
-    if augment:  # Keras's own preprocessing layers; empty corners are filled with the background (0)
+    if augment and interpolation == "nearest":  # the same three moves, composed into one lookup
+        stack.append(NearestAugmentation(10 / 360, 0.1, 0.1, data_format=data_format))
+    elif augment:  # Keras's own preprocessing layers; empty corners are filled with the background (0)
         options = {"fill_mode": "constant", "interpolation": interpolation, "data_format": data_format}
-        stack += [layers.RandomRotation(10 / 360, **options), layers.RandomTranslation(0.1, 0.1, **options),
-                  layers.RandomZoom(0.1, **options)]
+        moves = [layers.RandomRotation(10 / 360, **options), layers.RandomTranslation(0.1, 0.1, **options),
+                 layers.RandomZoom(0.1, **options)]
+        for move in moves:
+            move.supports_jit = True  # see NearestAugmentation: else JAX runs the whole training step op by op
+        stack += moves
     for count in filters:
         stack += _conv_relu(count, kernel, batchnorm, data_format)
         if pooling:
@@ -223,6 +229,85 @@ def ladder_cnn(pooling=False, dropout=False, bigger=False, batchnorm=False, augm
             stack.append(layers.Dropout(0.5))
     stack.append(layers.Dense(num_classes, activation="softmax"))
     return keras.Sequential(stack, name=name)
+
+
+@keras.saving.register_keras_serializable(package="mnist_labs")
+class NearestAugmentation(layers.Layer):
+    """Keras's RandomRotation, RandomTranslation and RandomZoom with nearest-pixel resampling, as one lookup.
+
+    The three layers in a row resample each training image three times. By nearest pixel a resampling only moves
+    pixels, so the three moves compose into one: this layer draws the rotation, shift and zoom that the three
+    Keras layers would draw (their own code and seed generators, in their order), follows each output pixel back
+    through the three transforms as TensorFlow's ImageProjectiveTransformV3 kernel does (float32 coordinates,
+    rounded half away from zero, the background 0 outside), and reads the input image once. The images are the
+    three layers' on TensorFlow, bit for bit (tests/test_ladder.py), so the rungs trained before it keep their
+    numbers; on JAX and PyTorch it replaces three interpolation kernels, the costliest part of a training step
+    there, by one gather (docs/backends.md). Active in training only, like the layers it stands for.
+    """
+
+    def __init__(self, rotation, translation, zoom, data_format="channels_last", **kwargs):
+        super().__init__(**kwargs)
+        self.rotation, self.translation, self.zoom, self.data_format = rotation, translation, zoom, data_format
+        options = {"fill_mode": "constant", "interpolation": "nearest", "data_format": data_format}
+        # built in the order Keras applied them: each takes its seed from keras.utils.set_random_seed in turn
+        self.moves = [layers.RandomRotation(rotation, **options),
+                      layers.RandomTranslation(translation, translation, **options), layers.RandomZoom(zoom, **options)]
+        for move in self.moves:
+            # Keras marks these layers unfit for XLA (their resampling kernel, on TensorFlow), and then compiles no
+            # model holding one: on JAX a whole training step ran op by op. Only their random draws run here.
+            move.supports_jit = True
+
+    def build(self, input_shape):
+        for move in self.moves:  # no weights: only their seed generators, made with them
+            move.build(input_shape)
+
+    def transforms(self, images):
+        """Each move's (batch, 8) transform, in TensorFlow's convention: output pixel (x, y) -> input point."""
+        rotate, shift, zoom = self.moves
+        rotation = rotate.get_random_transformation(images, training=True)["rotation_matrix"]
+        translation = shift._get_translation_matrix(shift.get_random_transformation(images)["translations"])
+        zooms = zoom.get_random_transformation(images, training=True)
+        zooms = ops.cast(ops.concatenate([zooms["width_zoom"], zooms["height_zoom"]], axis=1), "float32")
+        height, width = images.shape[2:] if self.data_format == "channels_first" else images.shape[1:3]
+        return rotation, translation, zoom._get_zoom_matrix(zooms, height, width)
+
+    def call(self, images, training=False):
+        images = ops.cast(images, self.compute_dtype)
+        if not training:
+            return images
+        transforms = self.transforms(images)
+        if self.data_format == "channels_first":
+            images = ops.transpose(images, (0, 2, 3, 1))
+        batch, height, width, channels = ops.shape(images)
+        rows, columns = ops.meshgrid(ops.arange(height, dtype="float32"), ops.arange(width, dtype="float32"),
+                                     indexing="ij")
+        x, y = (ops.broadcast_to(grid[None], (batch, height, width)) for grid in (columns, rows))
+        inside = ops.ones((batch, height, width), dtype="bool")
+        for transform in reversed(transforms):  # from the last move's output back to the input
+            transform = ops.cast(transform, "float32")[:, :, None, None]
+            x, y = (_round_half_away(transform[:, row] * x + transform[:, row + 1] * y + transform[:, row + 2])
+                    for row in (0, 3))
+            inside = inside & (x >= 0) & (x < width) & (y >= 0) & (y < height)
+        pixel = ops.reshape(ops.cast(ops.where(inside, y * width + x, 0), "int32"), (batch, height * width, 1))
+        moved = ops.take_along_axis(ops.reshape(images, (batch, height * width, channels)),
+                                    ops.broadcast_to(pixel, (batch, height * width, channels)), axis=1)
+        moved = ops.where(ops.reshape(inside, (batch, height * width, 1)), moved, ops.zeros_like(moved))
+        moved = ops.reshape(moved, (batch, height, width, channels))
+        return ops.transpose(moved, (0, 3, 1, 2)) if self.data_format == "channels_first" else moved
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "rotation": self.rotation, "translation": self.translation, "zoom": self.zoom,
+                "data_format": self.data_format}
+
+
+def _round_half_away(value):
+    """std::round, as TensorFlow's kernel rounds a coordinate to its nearest pixel (ops.round goes half to even)."""
+    magnitude = ops.abs(value)
+    whole = ops.floor(magnitude)
+    return ops.sign(value) * (whole + ops.cast(magnitude - whole >= 0.5, value.dtype))
 
 
 def _conv_relu(filters, kernel_size, batchnorm, data_format, padding="valid"):
@@ -377,11 +462,12 @@ LADDER_TIME_LIMIT = 10
 MODELS = {recipe.name: recipe for recipe in _RECIPES}
 
 
-def build_model(name, data_format=None, total_steps=None, learning_rate=None):
+def build_model(name, data_format=None, total_steps=None, learning_rate=None, gradient_accumulation_steps=None):
     """The compiled model of recipe `name`, in the recipe's layout unless data_format is given.
 
     total_steps: the training steps of the run, for a recipe with a learning-rate schedule.
     learning_rate: in place of the recipe's (the peak of its schedule, if it has one).
+    gradient_accumulation_steps: the optimizer steps once per this many batches, with their mean gradient.
     """
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose one of: {', '.join(MODELS)}")
@@ -393,21 +479,21 @@ def build_model(name, data_format=None, total_steps=None, learning_rate=None):
         kwargs["data_format"] = data_format or recipe.data_format
     model = recipe.builder(**kwargs)
     model.name = recipe.name  # the saved JSON names its recipe (small and small_unnormalized share a builder)
-    return compile_recipe(model, recipe, total_steps)
+    return compile_recipe(model, recipe, total_steps, gradient_accumulation_steps)
 
 
-def compile_recipe(model, recipe, total_steps=None):
+def compile_recipe(model, recipe, total_steps=None, gradient_accumulation_steps=None):
     """Compile model with the recipe's optimizer (a fresh one) and loss, plus accuracy.
 
     A recipe with a schedule gets it over total_steps; without total_steps (a pair loaded to be evaluated)
     the optimizer keeps a constant learning rate, which evaluation never uses.
     """
-    optimizer = keras.optimizers.get(recipe.optimizer)
+    config = {"gradient_accumulation_steps": gradient_accumulation_steps} if gradient_accumulation_steps else {}
     if recipe.schedule is not None and total_steps:
-        optimizer = keras.optimizers.get({"class_name": recipe.optimizer, "config": {
-            "learning_rate": learning_rate_schedule(recipe, total_steps)}})
+        config["learning_rate"] = learning_rate_schedule(recipe, total_steps)
     elif recipe.learning_rate is not None:
-        optimizer.learning_rate = recipe.learning_rate
+        config["learning_rate"] = recipe.learning_rate
+    optimizer = keras.optimizers.get({"class_name": recipe.optimizer, "config": config})
     model.compile(optimizer=optimizer, loss=recipe.loss, metrics=["accuracy"])
     return model
 

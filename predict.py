@@ -16,7 +16,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from scipy import ndimage
 from skimage.transform import resize
 
-import cli  # first of the project's modules: it loads TensorFlow with its native start-up lines filtered
+import cli  # first of the project's modules: it chooses the Keras backend and loads it with native lines filtered
 import data
 import history
 import models

@@ -12,7 +12,6 @@ where <run> is the model name, plus "_seed<N>" when --seed is not 7.
 Read train_and_evaluate first: settings, model, data, model.fit, test, save.
 """
 
-import argparse
 import contextlib
 import json
 import os
@@ -21,11 +20,12 @@ import time
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable
 
 import numpy as np
 
-import cli  # first of the project's modules: it loads TensorFlow with its native start-up lines filtered
+import cli  # first of the project's modules: it chooses the Keras backend and loads it with native lines filtered
+import backend
 import data
 import history
 import metrics
@@ -35,13 +35,12 @@ from cli import UsageError
 from history import DEFAULT_OUT, DEFAULT_SEED
 
 import keras  # noqa: E402  (after cli, see above)
-import tensorflow as tf  # noqa: E402
 
 PRECISIONS = {"fp32": "float32", "bf16": "mixed_bfloat16"}
 # At most this many batches per call of Keras's compiled training step: the same arithmetic with fewer trips
 # through Python between batches; measured 8-15% faster for the medium CNN (results/logs/bench_a53d26f_avx512.md).
 # Progress bars and on_batch_end callbacks then update once per call. Not under --distribute: Keras 3.15's multi-step
-# call fails inside MirroredStrategy (an unfed placeholder in its while loop).
+# call fails inside TensorFlow's MirroredStrategy (an unfed placeholder in its while loop).
 STEPS_PER_CALL = 50
 # What the history's "config" records: the settings a reader of results needs.
 HISTORY_KEYS = ("model", "seed", "epochs", "batch_size", "normalize", "optimizer", "learning_rate", "input_kind",
@@ -50,7 +49,7 @@ HISTORY_KEYS = ("model", "seed", "epochs", "batch_size", "normalize", "optimizer
                 "steps_per_call", "replicas", "train_seconds", "resumed_at_epoch", "data_dir", "machine", "versions")
 # What a --resume must share with the interrupted run: all that decides its numbers.
 RESUME_KEYS = ("model", "seed", "epochs", "batch_size", "normalize", "learning_rate", "precision", "slice_size",
-               "train_images", "test_images")
+               "train_images", "test_images", "data_dir")
 
 
 def train_and_evaluate(name, out=DEFAULT_OUT, epochs=None, batch_size=None, seed=DEFAULT_SEED, normalize=None,
@@ -65,11 +64,12 @@ def train_and_evaluate(name, out=DEFAULT_OUT, epochs=None, batch_size=None, seed
     continues from it, and ends with the weights an uninterrupted run would have.
     precision "bf16" computes in bfloat16 (Keras's mixed_bfloat16: CPUs with AVX-512 BF16
     or AMX, GPU tensor cores) and still saves float32 weights.
-    distribute=True trains under tf.distribute.MirroredStrategy on every visible
-    GPU (or every logical CPU without one); batch_size is per replica, so the
-    global batch is batch_size x replicas.
-    slice_size: compute each batch's gradient over slices of this many images
-    (see slice_train_step); None or 0: whole batches, as the sheets train.
+    distribute=True trains data-parallel on every visible GPU (or every CPU device
+    without one): TensorFlow's MirroredStrategy, or Keras's DataParallel on JAX
+    (see backend.Replicas); batch_size is per replica, so the global batch is
+    batch_size x replicas.
+    slice_size: compute each batch's gradient over slices of this many images, then take one optimizer step
+    (Keras's gradient accumulation); None or 0: whole batches, as the sheets train.
     steps_per_call: at most this many batches per compiled Keras call (never across an epoch).
     Returns a dict: run, model (in the sheet's layout), history, test_loss, test_accuracy,
     error_rate, filename, train_seconds, config (the history's), metrics (pneumonia's, else None).
@@ -81,38 +81,37 @@ def train_and_evaluate(name, out=DEFAULT_OUT, epochs=None, batch_size=None, seed
                                 slice_size=slice_size, learning_rate=learning_rate, steps_per_call=steps_per_call)
     filename = Path(out) / "models" / history.run_name(name, seed)
     check_writable(filename.parent)
-    settings["device"] = configure_device(device)
+    settings["device"], on_device = backend.use_device(device)
 
-    # Same seed, same machine: bit-identical weights (seeded init, shuffling and dropout; deterministic ops).
+    # Same seed, same machine: bit-identical weights (seeded init, shuffling and dropout; deterministic kernels).
     keras.utils.set_random_seed(seed)
-    tf.config.experimental.enable_op_determinism()
-    strategy = distribution_strategy() if distribute else None
-    if strategy is not None:
-        settings["replicas"] = strategy.num_replicas_in_sync
-        settings["batch_size"] *= settings["replicas"]  # batch_size is per replica: the global batch
-    model = build_model(recipe, settings, strategy)
+    backend.enable_determinism()
+    replicas = backend.Replicas(settings["device"]) if distribute else None
+    if replicas is not None:
+        settings["replicas"] = replicas.count
+        settings["batch_size"] *= replicas.count  # batch_size is per replica: the global batch
+    with on_device, replicas.scope() if replicas else contextlib.nullcontext():
+        prepared = PREPARE[recipe.input_kind](recipe, settings, data_dir, train_limit, test_limit)
+        model = build_model(recipe, settings)
+        checkpoint = Checkpoint(Path(out) / "checkpoints" / f"{filename.name}.npz", settings)
+        epochs_log = checkpoint.restore(model) if resume else []
+        if resume:
+            settings["resumed_at_epoch"] = len(epochs_log)
+            print(f"Resuming {filename.name} after epoch {len(epochs_log)}/{settings['epochs']} from "
+                  f"{checkpoint.path}", flush=True)
+        several = backend.steps_per_call_allowed() and replicas is None
+        settings["steps_per_call"] = model.steps_per_execution = (
+            steps_per_execution(prepared.steps_per_epoch, settings["steps_per_call"]) if several else 1)
 
-    prepared = PREPARE[recipe.input_kind](recipe, settings, data_dir, train_limit, test_limit)
-    checkpoint = Checkpoint(Path(out) / "checkpoints" / f"{filename.name}.npz", settings) if prepared.resumable \
-        else None
-    epochs_log = checkpoint.restore(model) if resume else []
-    if resume:
-        settings["resumed_at_epoch"] = len(epochs_log)
-        print(f"Resuming {filename.name} after epoch {len(epochs_log)}/{settings['epochs']} from {checkpoint.path}",
-              flush=True)
-    settings["steps_per_call"] = model.steps_per_execution = (
-        1 if strategy else steps_per_execution(prepared.steps_per_epoch, settings["steps_per_call"]))
+        model.fit(**prepared.fit_arguments(first_epoch=len(epochs_log)), epochs=settings["epochs"],
+                  callbacks=[keras.callbacks.TerminateOnNaN(), EpochRecorder(epochs_log, checkpoint), *callbacks],
+                  verbose=(1 if sys.stdout.isatty() else 2) if verbose == "auto" else verbose)
+        if len(epochs_log) < settings["epochs"]:
+            kept = f"; the last good epoch ({len(epochs_log)}) is kept in {checkpoint.path}" if epochs_log else ""
+            raise UsageError(f"the loss became NaN or infinite in epoch {len(epochs_log) + 1}{kept}; nothing was "
+                             "saved. Normalise the inputs (drop --no-normalize) or lower the learning rate")
 
-    model.fit(**prepared.fit_arguments(first_epoch=len(epochs_log)), epochs=settings["epochs"],
-              callbacks=[keras.callbacks.TerminateOnNaN(), EpochRecorder(epochs_log, checkpoint), *callbacks],
-              verbose=(1 if sys.stdout.isatty() else 2) if verbose == "auto" else verbose)
-    if len(epochs_log) < settings["epochs"]:
-        kept = (f"; the last good epoch ({len(epochs_log)}) is kept in {checkpoint.path}"
-                if epochs_log and checkpoint else "")
-        raise UsageError(f"the loss became NaN or infinite in epoch {len(epochs_log) + 1}{kept}; nothing was saved. "
-                         "Normalise the inputs (drop --no-normalize) or lower the learning rate")
-
-    test_loss, test_accuracy, extra_metrics = prepared.test(model)  # prints the sheet's two lines
+        test_loss, test_accuracy, extra_metrics = prepared.test(model)  # prints the sheet's two lines
     saved = models.relayout(model, recipe.data_format, float32=True)  # the sheet's layout, float32, in the JSON
     persistence.save_keras_model(saved, filename)
     settings["train_seconds"] = round(sum(row["seconds"] for row in epochs_log), 2)
@@ -120,8 +119,7 @@ def train_and_evaluate(name, out=DEFAULT_OUT, epochs=None, batch_size=None, seed
             **({"metrics": extra_metrics} if extra_metrics else {})}
     config = {key: settings[key] for key in HISTORY_KEYS}
     history.write_history(filename, config, epochs_log, test)
-    if checkpoint is not None:
-        checkpoint.delete()
+    checkpoint.delete()
     return {"run": filename.name, "model": saved, "history": epochs_log, "test_loss": test_loss,
             "test_accuracy": test_accuracy, "error_rate": test["error_rate"], "filename": filename,
             "train_seconds": settings["train_seconds"], "config": config, "metrics": extra_metrics}
@@ -146,25 +144,29 @@ def resolve_settings(recipe, *, epochs, batch_size, seed, normalize, data_format
         raise UsageError(f"--precision {precision}: choose one of {', '.join(PRECISIONS)}")
     if slice_size is not None and slice_size < 0:
         raise UsageError(f"--slice-size {slice_size}: give a number of images, or 0 for whole batches")
-    if slice_size and distribute:  # slice_train_step is written for one device; nothing tests it under a strategy
-        raise UsageError("--slice-size works without --distribute; drop one of them")
-    if recipe.input_kind == "xray" and resume:
-        raise UsageError("--resume works for the MNIST recipes; train pneumonia again from the start")
     mnist = recipe.input_kind != "xray"  # the X-ray tree's counts are known once it is read
     train_images = data.MNIST_TRAIN_IMAGES - (data.HOLDOUT_IMAGES if recipe.validation == "holdout" else 0)
+    train_images = min(train_limit or train_images, train_images)
+    if slice_size and slice_size < batch_size:  # Keras averages the slices' gradients: equal slices, whole batches
+        if distribute or not mnist:
+            raise UsageError("--slice-size works for the MNIST recipes, without --distribute; drop one of them")
+        if batch_size % slice_size or train_images % batch_size:
+            raise UsageError(f"--slice-size {slice_size}: slices must split every batch evenly: choose a divisor "
+                             f"of the batch size {batch_size}, and a --train-limit that is a multiple of it "
+                             f"({train_images:,} images now)")
     return {
         "model": recipe.name, "seed": seed, "epochs": epochs, "batch_size": batch_size,
         "normalize": recipe.normalize if normalize is None else normalize, "optimizer": recipe.optimizer,
         "learning_rate": recipe.learning_rate if learning_rate is None else learning_rate,  # None: Keras's default
         "input_kind": recipe.input_kind, "validation": recipe.validation,
-        "train_images": min(train_limit or train_images, train_images) if mnist else None,
+        "train_images": train_images if mnist else None,
         "test_images": min(test_limit or data.MNIST_TEST_IMAGES, data.MNIST_TEST_IMAGES) if mnist else None,
-        "device": None,  # configure_device's answer
+        "device": None,  # backend.use_device's answer
         "compute_data_format": None if recipe.data_format is None else data_format or models.COMPUTE_DATA_FORMAT,
         "precision": precision, "slice_size": slice_size if slice_size and slice_size < batch_size else None,
         "steps_per_call": steps_per_call, "replicas": 1, "train_seconds": None, "resumed_at_epoch": None,
         "data_dir": str(data_dir) if data_dir else None, "machine": history.machine_description(),
-        "versions": history.versions(),
+        "versions": backend.versions(),
     }
 
 
@@ -181,53 +183,33 @@ def check_writable(directory):
                          f"cannot write there ({error.strerror}); choose another directory") from None
 
 
-def configure_device(device="auto"):
-    """Hide or require the GPU before TensorFlow starts; returns 'gpu' or 'cpu'."""
-    gpus = tf.config.list_physical_devices("GPU")
-    if device == "cpu" and gpus:
-        tf.config.set_visible_devices([], "GPU")
-        return "cpu"
-    if device == "gpu" and not gpus:
-        raise UsageError("--device gpu: TensorFlow sees no GPU; install GPU support "
-                         "(pip install 'tensorflow[and-cuda]==2.21.0') or use --device cpu")
-    return "gpu" if gpus and device != "cpu" else "cpu"
+def build_model(recipe, settings):
+    """The recipe's compiled model, in the layout and precision it computes in (the global policy restored).
 
-
-def distribution_strategy():
-    """MirroredStrategy over every visible GPU, or over every logical CPU device when there is no GPU."""
-    devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
-    return tf.distribute.MirroredStrategy(devices=[device.name for device in devices])
-
-
-def build_model(recipe, settings, strategy=None):
-    """The recipe's compiled model, in the layout and precision it computes in (the global policy restored)."""
-    steps_per_epoch = steps(settings)
-    total_steps = None if steps_per_epoch is None else settings["epochs"] * steps_per_epoch  # for a schedule
+    With slices, Keras's optimizer accumulates the gradients of batch_size / slice_size steps of one slice each and
+    applies their mean once: the whole batch's mean gradient, one optimizer step per batch, as the sheets train;
+    only the order of the float additions differs, and each Dropout layer draws its masks slice by slice.
+    """
+    total_steps = settings["epochs"] * -(-settings["train_images"] // settings["batch_size"])  # for a schedule
+    accumulate = settings["batch_size"] // settings["slice_size"] if settings["slice_size"] else None
     keras.mixed_precision.set_global_policy(PRECISIONS[settings["precision"]])
     try:
-        with strategy.scope() if strategy else contextlib.nullcontext():
-            model = models.build_model(recipe.name, data_format=settings["compute_data_format"],
-                                       total_steps=total_steps, learning_rate=settings["learning_rate"])
+        model = models.build_model(recipe.name, data_format=settings["compute_data_format"], total_steps=total_steps,
+                                   learning_rate=settings["learning_rate"], gradient_accumulation_steps=accumulate)
     finally:
         keras.mixed_precision.set_global_policy("float32")  # later models (and the saved one) are float32
-    if settings["slice_size"]:
-        slice_train_step(model, settings["slice_size"])
+    if accumulate and any(isinstance(layer, keras.layers.BatchNormalization) for layer in model.layers):
+        raise UsageError(f"--slice-size: {recipe.name} has BatchNormalization, whose statistics slicing would "
+                         "change; train it in whole batches")
     return model
 
 
-def steps(settings):
-    """Batches per epoch (None before the X-ray tree is read)."""
-    return None if settings["train_images"] is None else -(-settings["train_images"] // settings["batch_size"])
-
-
 def steps_per_execution(steps_per_epoch, most=STEPS_PER_CALL):
-    """The largest divisor of steps_per_epoch up to `most` (`most` itself for a finite data set: None).
+    """The largest divisor of steps_per_epoch up to `most`.
 
-    Keras runs whole calls: one that crossed the end of an epoch of our one-pipeline-for-all-epochs
+    Keras runs whole calls: one that crossed the end of an epoch of our one-stream-for-all-epochs
     data would move batches into the next epoch (the epoch's log and checkpoint would be wrong).
     """
-    if steps_per_epoch is None:
-        return most  # a finite data set: Keras stops a call at its end
     return max(d for d in range(1, min(most, steps_per_epoch) + 1) if steps_per_epoch % d == 0)
 
 
@@ -241,8 +223,25 @@ class Prepared:
 
     fit_arguments: Callable[..., dict]  # first_epoch -> model.fit's keyword arguments
     test: Callable  # model -> (test loss, test accuracy, extra metrics or None)
-    steps_per_epoch: Optional[int]  # None: a finite data set
-    resumable: bool  # each epoch's batches depend on (seed, epoch) only, so a checkpoint can continue the run
+    steps_per_epoch: int
+
+    @classmethod
+    def of(cls, settings, training, validation, test):
+        """training: arrays indexed alike (inputs, labels[, sample weights]), each epoch in data.epoch_order, in
+        batches, or in slices of slice_size images when the run has slices; validation: (inputs, labels) or None."""
+        size, images = settings["slice_size"] or settings["batch_size"], len(training[0])
+        steps_per_epoch = -(-images // size)
+
+        def fit_arguments(first_epoch):
+            def orders():
+                return (data.epoch_order(images, settings["seed"], epoch)
+                        for epoch in range(first_epoch, settings["epochs"]))
+
+            return {"x": backend.training_data(training, size, orders), "steps_per_epoch": steps_per_epoch,
+                    "initial_epoch": first_epoch, "validation_data": validation,
+                    "validation_batch_size": settings["batch_size"] if validation else None, "shuffle": False}
+
+        return cls(fit_arguments, test, steps_per_epoch)
 
 
 def prepare_mnist(recipe, settings, data_dir, train_limit, test_limit):
@@ -266,64 +265,34 @@ def prepare_mnist(recipe, settings, data_dir, train_limit, test_limit):
         validation = (prepare(X_valid[:test_limit]), y_valid[:test_limit])
     else:
         validation = (x_test, y_test) if recipe.validation == "test" else None
-    steps_per_epoch = steps(settings)
-    seed, batch_size = settings["seed"], settings["batch_size"]
-
-    def fit_arguments(first_epoch):
-        return {"x": epoch_batches(x_train, y_train, batch_size, seed, first_epoch, settings["epochs"]),
-                "steps_per_epoch": steps_per_epoch, "initial_epoch": first_epoch, "validation_data": validation,
-                "validation_batch_size": batch_size if validation else None, "shuffle": False}
-
-    def test(model):
-        return (*metrics.print_model_error_rate(model, x_test, y_test), None)
-
-    return Prepared(fit_arguments, test, steps_per_epoch, resumable=True)
+    return Prepared.of(settings, (x_train, y_train), validation,
+                       lambda model: (*metrics.print_model_error_rate(model, x_test, y_test), None))
 
 
 def prepare_xray(recipe, settings, data_dir, train_limit, test_limit):
-    """The chest X-ray tree as tf.data sets; class weights from the training counts, as the ARN notebook does."""
-    datasets, counts = data.xray_datasets(data_dir, batch_size=settings["batch_size"], seed=settings["seed"])
-    settings["train_images"], settings["test_images"] = sum(counts), None
-
-    def fit_arguments(first_epoch):
-        return {"x": datasets["train"], "validation_data": datasets.get("val", datasets["test"]),
-                "class_weight": data.class_weights(counts), "shuffle": False,  # train is shuffled by tf.data
-                "initial_epoch": first_epoch}
+    """The chest X-ray tree as arrays; class weights from the training counts, as the ARN notebook does."""
+    splits = data.load_xrays(data_dir)
+    (x_train, y_train), (x_test, y_test) = splits["train"], splits["test"]
+    counts = [int(np.sum(y_train == label)) for label in (0, 1)]
+    settings["train_images"], settings["test_images"] = len(x_train), len(x_test)
+    weights = np.array([data.class_weights(counts)[int(label)] for label in y_train[:, 0]], dtype=np.float32)
 
     def test(model):
-        test_loss, test_accuracy = metrics.print_model_error_rate(model, datasets["test"], None)
-        return test_loss, test_accuracy, metrics.xray_metrics(model, datasets["test"])
+        test_loss, test_accuracy = metrics.print_model_error_rate(model, x_test, y_test)
+        return test_loss, test_accuracy, metrics.xray_metrics(model, x_test, y_test)
 
-    return Prepared(fit_arguments, test, None, resumable=False)  # tf.data reshuffles the tree each epoch
+    return Prepared.of(settings, (x_train, y_train, weights), splits.get("val", splits["test"]), test)
 
 
 PREPARE = {"image": prepare_mnist, "flat": prepare_mnist, "hog": prepare_mnist, "xray": prepare_xray}
 
 
-def epoch_batches(x, y, batch_size, seed, first_epoch, epochs):
-    """Training batches for epochs first_epoch .. epochs-1, as one tf.data pipeline.
-
-    Epoch e visits the images in an order that depends on (seed, e) only, so a
-    run resumed at epoch e sees exactly the batches an uninterrupted run sees.
-    """
-    x_all, y_all = tf.constant(x), tf.constant(y)
-
-    def one_epoch(epoch):
-        order = tf.random.experimental.stateless_shuffle(tf.range(len(x), dtype=tf.int64),
-                                                         seed=tf.stack([tf.constant(seed, tf.int64), epoch]))
-        return tf.data.Dataset.from_tensor_slices(order).batch(batch_size)
-
-    batches = tf.data.Dataset.range(first_epoch, epochs).flat_map(one_epoch)
-    return batches.map(lambda index: (tf.gather(x_all, index), tf.gather(y_all, index))).prefetch(2)
-
-
 # ----------------------------------------------------------------------------
-# During training: the epoch record, checkpoints, sliced batches
+# During training: the epoch record, checkpoints
 
 
 class EpochRecorder(keras.callbacks.Callback):
-    """After every epoch: its metrics and seconds into epochs_log, then the run's state into the checkpoint
-    (if the run has one)."""
+    """After every epoch: its metrics and seconds into epochs_log, then the run's state into the checkpoint."""
 
     def __init__(self, epochs_log, checkpoint):
         super().__init__()
@@ -338,8 +307,7 @@ class EpochRecorder(keras.callbacks.Callback):
             return  # TerminateOnNaN stops the run; the last checkpoint stays the last good epoch
         self.epochs_log.append({"epoch": epoch + 1, **{key: float(value) for key, value in logs.items()},
                                 "seconds": round(seconds, 3)})
-        if self.checkpoint is not None:
-            self.checkpoint.save(self.model, self.epochs_log)
+        self.checkpoint.save(self.model, self.epochs_log)
 
 
 class Checkpoint:
@@ -353,6 +321,7 @@ class Checkpoint:
     def save(self, model, epochs_log):
         arrays = {f"model_{i}": v.numpy() for i, v in enumerate(model.variables)}
         arrays.update({f"optimizer_{i}": v.numpy() for i, v in enumerate(model.optimizer.variables)})
+        arrays.update({f"random_{key}": value for key, value in backend.random_state().items()})
         state = json.dumps({"settings": self.settings, "epochs": epochs_log})
         data.write_npz_atomically(self.path, compress=False, state=np.array(state), **arrays)
 
@@ -371,6 +340,7 @@ class Checkpoint:
                 for prefix, variables in (("model", model.variables), ("optimizer", model.optimizer.variables)):
                     for i, variable in enumerate(variables):
                         variable.assign(f[f"{prefix}_{i}"])
+                backend.set_random_state({key[len("random_"):]: f[key] for key in f.files if key.startswith("random_")})
         except UsageError:
             raise
         except (OSError, ValueError, KeyError, zipfile.BadZipFile) as error:
@@ -381,54 +351,6 @@ class Checkpoint:
         self.path.unlink(missing_ok=True)
         with contextlib.suppress(OSError):
             self.path.parent.rmdir()  # only if no other run's checkpoint is there
-
-
-def slice_train_step(model, slice_size):
-    """Make model.fit compute each batch's gradient over slices of slice_size images, then step once.
-
-    The gradient is the batch's mean gradient, as in Keras's own train_step (each slice's mean
-    loss weighs by its share of the batch), so the recipe is unchanged: batch 200 is still one
-    optimizer step on the mean over 200 images. Only the order of the float additions differs,
-    and each Dropout layer draws its masks slice by slice. (BatchNormalization, whose batch
-    statistics slicing would change, is refused.) What it buys: the activations of one slice, not of
-    the whole batch, in memory at a time; results/logs/bench_a53d26f_avx512.md times it.
-    """
-    if any(isinstance(layer, keras.layers.BatchNormalization) for layer in model.layers):
-        raise UsageError(f"--slice-size: {model.name} has BatchNormalization, whose statistics slicing would "
-                         "change; train it in whole batches")
-    output_dtype = tf.as_dtype(model.outputs[0].dtype)
-    output_shape = tf.TensorShape([None]).concatenate(model.output_shape[1:])
-
-    def train_step(batch):
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(batch)
-        images = tf.shape(x)[0]
-        slices = (images + slice_size - 1) // slice_size
-        weights = model.trainable_weights
-
-        def one_slice(i, gradients, loss, predictions):
-            part = slice(i * slice_size, (i + 1) * slice_size)
-            x_part, y_part = x[part], y[part]
-            weight_part = None if sample_weight is None else sample_weight[part]
-            with tf.GradientTape() as tape:
-                y_pred = model(x_part, training=True)
-                part_loss = model.compute_loss(x_part, y_part, y_pred, weight_part, training=True)
-                part_loss *= tf.cast(tf.shape(x_part)[0] / images, part_loss.dtype)
-            part_gradients = tape.gradient(model.optimizer.scale_loss(part_loss), weights)
-            return (i + 1, [g + p for g, p in zip(gradients, part_gradients)], loss + part_loss,
-                    predictions.write(i, y_pred))
-
-        # parallel_iterations=1: one slice at a time, else the slices' activations would share the cache again
-        _, gradients, loss, predictions = tf.while_loop(
-            lambda i, *_: i < slices, one_slice,
-            (tf.constant(0), [tf.zeros_like(w) for w in weights], tf.constant(0.0),
-             tf.TensorArray(output_dtype, size=slices, infer_shape=False, element_shape=output_shape)),
-            parallel_iterations=1)
-        model.optimizer.apply_gradients(zip(gradients, weights))
-        model._loss_tracker.update_state(loss, sample_weight=images)  # what Keras's train_step does; no public API
-        return model.compute_metrics(x, y, predictions.concat(), sample_weight=sample_weight)
-
-    model.train_step = train_step
-    return model
 
 
 # ----------------------------------------------------------------------------
@@ -455,17 +377,16 @@ def parse_args(argv=None):
     parser.add_argument("--no-normalize", dest="normalize", action="store_const", const=False, default=None,
                         help="feed pixels 0..255 instead of 0..1 (default: the recipe's choice)")
     parser.add_argument("--device", choices=["auto", "cpu", "gpu"], default="auto",
-                        help="auto uses a GPU when TensorFlow sees one")
+                        help="auto uses a GPU when the Keras backend sees one")
     parser.add_argument("--precision", choices=list(PRECISIONS), default="fp32",
                         help="bf16: compute in bfloat16 (CPUs with AVX-512 BF16 or AMX, GPU tensor cores); "
                              "the saved pair stays float32")
     parser.add_argument("--slice-size", type=int, metavar="N",
-                        help="compute each batch's gradient over slices of N images, then take one optimizer step "
-                             "(same mean gradient, less memory; timed in results/logs/bench_a53d26f_avx512.md; "
-                             "default: whole batches)")
+                        help="compute each batch's gradient over slices of N images (N divides the batch size), "
+                             "then take one optimizer step (same mean gradient, less memory; default: whole batches)")
     parser.add_argument("--distribute", action="store_true",
-                        help="MirroredStrategy over all visible GPUs; --batch-size is then per GPU "
-                             "(global batch = batch size x GPUs)")
+                        help="data-parallel over all visible GPUs (TensorFlow or JAX backend); --batch-size is "
+                             "then per GPU (global batch = batch size x GPUs)")
     parser.add_argument("--data-dir", metavar="DIR", help="chest X-ray tree for --model pneumonia "
                                                            "(train/, val/, test/ with NORMAL/ and PNEUMONIA/)")
     parser.add_argument("--out", default=DEFAULT_OUT, help="output directory (pairs go to OUT/models/)")
@@ -497,6 +418,7 @@ def parse_args(argv=None):
 
 def run(args):
     started = time.perf_counter()
+    print(backend.describe(backend.use_device(args.device)[0]), flush=True)
     runs = [(name, seed) for name in args.models for seed in args.seeds]
     for name, seed in runs:
         if len(runs) > 1:

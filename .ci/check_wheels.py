@@ -1,13 +1,14 @@
 """Do requirements-dev.txt's exact pins install from wheels on every Python and platform students use?
 
-    python .ci/check_wheels.py            # all 12 targets, about a minute
-    python .ci/check_wheels.py 3.13-win_amd64
+    python .ci/check_wheels.py            # all 16 targets, about a minute
+    python .ci/check_wheels.py 3.14-win_amd64
 
-For each target (Python 3.11, 3.12, 3.13 x Linux x86_64, Linux aarch64, macOS
-arm64, Windows amd64) pip resolves the whole requirement set with
+For each target (Python 3.11, 3.12, 3.13, 3.14 x Linux x86_64, Linux aarch64,
+macOS arm64, Windows amd64) pip resolves the whole requirement set with
 `--only-binary=:all:` for that interpreter and platform, without installing
-anything. A pin with no wheel there (numpy 1.26.4 on 3.13, say) fails the check
-with one line naming the target and the package. Needs the package index.
+anything, environment markers included (TensorFlow up to 3.13, JAX on 3.14). A
+pin with no wheel there (numpy 1.26.4 on 3.13, say) fails the check with one line
+naming the target and the package. Needs the package index.
 
 It runs pip from a throwaway virtual environment with a current pip: pip 25 and
 newer read a wheel's metadata from the index instead of downloading the wheel
@@ -24,7 +25,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 REQUIREMENTS = ROOT / "requirements-dev.txt"
-PYTHONS = ("3.11", "3.12", "3.13")
+PYTHONS = ("3.11", "3.12", "3.13", "3.14")
 # pip matches --platform tags exactly, so Linux lists every manylinux glibc level up to Ubuntu 22.04's (2.35,
 # Colab's); a macOS tag also admits the older macOS releases.
 PLATFORMS = {
@@ -39,6 +40,27 @@ def targets():
     return [f"{python}-{platform}" for python in PYTHONS for platform in PLATFORMS]
 
 
+def requirements_for(python, path=REQUIREMENTS):
+    """The requirements of `path` (and the files it includes with -r) that apply on Python `python`.
+
+    pip evaluates environment markers for the Python it runs on, even with --python-version, so they are
+    evaluated here for the target's.
+    """
+    from packaging.requirements import Requirement
+
+    lines = []
+    for line in path.read_text().splitlines():
+        line = re.sub(r"(^|\s)#.*", "", line).strip()
+        if line.startswith("-r "):
+            lines += requirements_for(python, path.parent / line[3:].strip())
+        elif line:
+            requirement = Requirement(line)
+            if requirement.marker is None or requirement.marker.evaluate(
+                    {"python_version": python, "python_full_version": f"{python}.0"}):
+                lines.append(f"{requirement.name}{requirement.specifier}")
+    return lines
+
+
 def resolve(pip, target, workdir):
     """None when pip resolves every requirement from wheels for target, else a one-line reason."""
     python, platform = target.split("-", 1)
@@ -46,7 +68,7 @@ def resolve(pip, target, workdir):
     command = [*pip, "install", "--dry-run", "--ignore-installed", "--quiet", "--only-binary=:all:",
                "--python-version", python, "--implementation", "cp", "--abi", abi,
                *(f"--platform={tag}" for tag in PLATFORMS[platform]),
-               "--target", str(Path(workdir) / target), "-r", str(REQUIREMENTS)]
+               "--target", str(Path(workdir) / target), *requirements_for(python)]
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode == 0:
         return None

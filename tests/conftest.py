@@ -39,6 +39,38 @@ def tiny_run(tmp_path_factory):
     return out, result
 
 
+def make_xray_tree(root, per_class=12, class_names=("normal", "PNEUMONIA")):
+    """A tiny tree of the standard layout: dark images are NORMAL, bright ones PNEUMONIA."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for split in ("train", "val", "test"):
+        for label, class_name in enumerate(class_names):
+            folder = root / split / class_name
+            folder.mkdir(parents=True)
+            for i in range(per_class if split != "val" else 2):
+                base = 60 + 120 * label
+                pixels = np.clip(rng.normal(base, 20, (48, 40)), 0, 255).astype(np.uint8)
+                Image.fromarray(pixels).save(folder / f"{split}_{i}.png")
+    return root
+
+
+RUN = dict(epochs=3, train_limit=400, test_limit=100, verbose=0)  # a short run that can be interrupted
+
+
+def interrupt_after_epoch(epoch):
+    """A callback that presses Ctrl-C right after epoch `epoch`'s checkpoint is written."""
+    import keras
+
+    class InterruptAfterEpoch(keras.callbacks.Callback):
+        def on_epoch_end(self, finished, logs=None):
+            if finished + 1 == epoch:
+                raise KeyboardInterrupt
+
+    return InterruptAfterEpoch()
+
+
 def predict_nchw(model, images):
     """model's outputs for (N, 1, 28, 28) images on any CPU: through its channels_last twin when it is
     channels_first (TensorFlow runs channels_first convolutions only where it uses oneDNN)."""

@@ -1,5 +1,6 @@
 """evaluate.py: the sheet's lines and the table, and what it says when there is nothing to evaluate."""
 
+import backend
 import evaluate
 import metrics
 from conftest import last_line, run_script
@@ -56,7 +57,10 @@ def test_report_and_figures_for_a_results_dir(tiny_run, capsys):
     report = (out / "RESULTS.md").read_text()
     assert "| small | INSAT TP3 | 203,434 | 1 | 200 | adam | yes |" in report
     assert "- Trained on: " in report and "evaluated on: " in report
-    assert "TensorFlow 2.21.0, Keras 3." in report and "- Commit: " in report
+    assert f"| {backend.NAME} {backend.framework_version()}, cpu |" in report  # the backend that trained it
+    trained_with = f"{backend.NAME} {backend.framework_version()}, cpu"
+    assert f"- Trained with (Keras backend, device): {trained_with}: 1 runs" in report
+    assert f"{backend.NAME} {backend.framework_version()}, Keras 3." in report and "- Commit: " in report
     for figure in ("history", "confusion", "errors"):
         assert (out / "plots" / f"small_{figure}.png").stat().st_size > 5000
     assert (out / "plots" / "small_errors.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -149,3 +153,41 @@ def test_ladder_table_and_figure(tmp_path):
     assert evaluate.ladder_table(untimed_rung).splitlines()[3].endswith("| +0.10 points | - |")  # not "0.0 min"
     evaluate.ladder_figure(untimed_rung, tmp_path / "untimed.png")  # that rung's time bar is left out
     assert (tmp_path / "untimed.png").stat().st_size > 0
+
+
+def test_an_unchanged_pair_is_not_evaluated_or_drawn_again(tiny_run, tmp_path, monkeypatch, capsys):
+    """The second run prints the same lines and writes the same RESULTS.md from what the first one kept; a pair
+    that changed, a missing figure, or --redraw, is evaluated again."""
+    import shutil
+
+    import persistence
+    import plots
+
+    out = tmp_path / "results"
+    shutil.copytree(tiny_run[0] / "models", out / "models")
+    monkeypatch.setenv("MNIST_LABS_CACHE", str(tmp_path / "cache"))
+    assert evaluate.main([str(out), "--test-limit", "200"]) == 0
+    first, report = capsys.readouterr().out, (out / "RESULTS.md").read_text()
+    figure = out / "plots" / "small_confusion.png"
+    drawn = figure.stat().st_mtime_ns
+
+    def fail(*args, **kwargs):
+        raise AssertionError("evaluated or drawn again")
+
+    monkeypatch.setattr(persistence, "load_keras_model", fail)
+    monkeypatch.setattr(plots, "plot_confusion_matrix", fail)
+    assert evaluate.main([str(out), "--test-limit", "200"]) == 0
+    assert capsys.readouterr().out == first and (out / "RESULTS.md").read_text() == report
+    assert figure.stat().st_mtime_ns == drawn
+    monkeypatch.undo()
+    monkeypatch.setenv("MNIST_LABS_CACHE", str(tmp_path / "cache"))
+    evaluated = []
+    original = persistence.load_keras_model
+    monkeypatch.setattr(persistence, "load_keras_model", lambda *a, **k: evaluated.append(a) or original(*a, **k))
+    figure.unlink()  # a missing figure: drawn again
+    assert evaluate.main([str(out), "--test-limit", "200"]) == 0 and figure.is_file() and len(evaluated) == 1
+    assert evaluate.main([str(out), "--test-limit", "100"]) == 0 and len(evaluated) == 2  # other options
+    assert evaluate.main([str(out), "--test-limit", "200", "--redraw"]) == 0 and len(evaluated) == 3
+    history = out / "models" / "small.history.json"
+    history.write_text(history.read_text().replace('"epochs": 1', '"epochs": 1 '))  # the pair's history changed
+    assert evaluate.main([str(out), "--test-limit", "200"]) == 0 and len(evaluated) == 4

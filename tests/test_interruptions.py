@@ -13,40 +13,11 @@ import pytest
 import cli
 import persistence
 import train
-from conftest import ROOT, last_line
-
-RUN = dict(epochs=3, train_limit=400, test_limit=100, verbose=0)
-
-
-class InterruptAfterEpoch(keras.callbacks.Callback):
-    """Ctrl-C right after an epoch's checkpoint is written."""
-
-    def __init__(self, epoch):
-        super().__init__()
-        self.epoch = epoch
-
-    def on_epoch_end(self, epoch, logs=None):
-        if epoch + 1 == self.epoch:
-            raise KeyboardInterrupt
-
-
-def test_resume_ends_with_the_weights_of_an_uninterrupted_run(tmp_path):
-    # medium has dropout: its random-seed state must be restored too, not only weights and optimizer
-    whole = train.train_and_evaluate("medium", out=tmp_path / "whole", **RUN)
-    with pytest.raises(KeyboardInterrupt):
-        train.train_and_evaluate("medium", out=tmp_path / "cut", callbacks=[InterruptAfterEpoch(2)], **RUN)
-    assert (tmp_path / "cut" / "checkpoints" / "medium.npz").is_file()
-    assert not (tmp_path / "cut" / "models" / "medium.json").exists()
-    resumed = train.train_and_evaluate("medium", out=tmp_path / "cut", resume=True, **RUN)
-    for a, b in zip(whole["model"].get_weights(), resumed["model"].get_weights()):
-        np.testing.assert_array_equal(a, b)
-    assert [row["epoch"] for row in resumed["history"]] == [1, 2, 3]
-    assert not (tmp_path / "cut" / "checkpoints").exists()  # removed once the pair is saved
-
+from conftest import ROOT, RUN, interrupt_after_epoch, last_line
 
 def test_resume_with_other_settings_or_without_checkpoint_is_refused(tmp_path):
     with pytest.raises(KeyboardInterrupt):
-        train.train_and_evaluate("medium", out=tmp_path, callbacks=[InterruptAfterEpoch(1)], **RUN)
+        train.train_and_evaluate("medium", out=tmp_path, callbacks=[interrupt_after_epoch(1)], **RUN)
     with pytest.raises(cli.UsageError, match=r"^--resume: \S+ was made with other settings \(batch_size\)"):
         train.train_and_evaluate("medium", out=tmp_path, resume=True, batch_size=50, **RUN)
     checkpoint = tmp_path / "checkpoints" / "medium.npz"

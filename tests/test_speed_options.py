@@ -4,8 +4,10 @@ import json
 
 import keras
 import numpy as np
+import pytest
 
 import bench
+import cli
 import models
 import train
 from conftest import run_script
@@ -22,24 +24,24 @@ def test_training_flops_of_the_small_cnn_from_its_layer_shapes():
 
 
 def test_sliced_batches_take_the_whole_batch_mean_gradient():
-    # SGD with learning rate 1: the change of every weight is the gradient itself. 70 images in slices of 20
-    # (20, 20, 20, 10) and of 64 (64, 6): unequal slices must weigh by their share of the batch.
+    # SGD with learning rate 1: the change of every weight is the gradient itself. 80 images, one batch, or four
+    # slices of 20 (two of 40) whose gradients the optimizer accumulates and applies once.
     rng = np.random.default_rng(0)
-    x = rng.random((70, 28, 28, 1), dtype="float32")
-    y = keras.utils.to_categorical(rng.integers(0, 10, 70), 10)
+    x = rng.random((80, 28, 28, 1), dtype="float32")
+    y = keras.utils.to_categorical(rng.integers(0, 10, 80), 10)
     gradients, losses = [], []
-    for slice_size in (None, 20, 64):
+    for slice_size in (80, 20, 40):
         keras.utils.set_random_seed(7)
         model = models.build_model("small", data_format="channels_last")
-        model.compile(optimizer=keras.optimizers.SGD(learning_rate=1.0), loss="categorical_crossentropy",
-                      metrics=["accuracy"])
+        accumulate = {"gradient_accumulation_steps": 80 // slice_size} if slice_size < 80 else {}
+        model.compile(optimizer=keras.optimizers.SGD(learning_rate=1.0, **accumulate),
+                      loss="categorical_crossentropy", metrics=["accuracy"])
         before = model.get_weights()
-        if slice_size:
-            train.slice_train_step(model, slice_size)
-        history = model.fit(x, y, batch_size=70, epochs=1, verbose=0, shuffle=False).history
+        history = model.fit(x, y, batch_size=slice_size, epochs=1, verbose=0, shuffle=False).history
         gradients.append([b - a for a, b in zip(model.get_weights(), before)])
         losses.append((history["loss"][0], history["accuracy"][0]))
     whole = gradients[0]
+    assert max(np.abs(g).max() for g in whole) > 0
     for sliced in gradients[1:]:
         for g, s in zip(whole, sliced):
             np.testing.assert_allclose(s, g, rtol=0, atol=1e-4 * np.abs(g).max())
@@ -51,13 +53,18 @@ def test_train_py_slices_only_when_asked(tmp_path):
                                       slice_size=20, verbose=0)
     history = json.loads((tmp_path / "models" / "small.history.json").read_text())
     assert history["config"]["slice_size"] == 20 and sliced["error_rate"] < 85
-    train.train_and_evaluate("small", out=tmp_path, epochs=1, train_limit=400, test_limit=100, verbose=0)
+    whole = train.train_and_evaluate("small", out=tmp_path, epochs=1, train_limit=400, test_limit=100, verbose=0)
     history = json.loads((tmp_path / "models" / "small.history.json").read_text())
     assert history["config"]["slice_size"] is None  # the sheet's whole batches by default
+    for a, b in zip(sliced["model"].get_weights(), whole["model"].get_weights()):  # two steps of the same batches
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-4)
+    with pytest.raises(cli.UsageError, match=r"--slice-size 30: slices must split every batch evenly"):
+        train.train_and_evaluate("small", out=tmp_path, slice_size=30)
+    with pytest.raises(cli.UsageError, match=r"--slice-size 20: .*a multiple of it \(450 images now\)"):
+        train.train_and_evaluate("small", out=tmp_path, slice_size=20, train_limit=450)
 
 
 def test_steps_per_execution_never_crosses_an_epoch():
-    assert train.steps_per_execution(None, 50) == 50  # a finite data set: Keras stops a call at its end
     assert train.steps_per_execution(300) == 50  # the INSAT recipes: 60,000 / 200
     assert train.steps_per_execution(469) == 7  # 60,000 / 128 rounded up = 7 x 67
     assert train.steps_per_execution(11) == 11
@@ -88,27 +95,6 @@ def test_bf16_trains_and_saves_a_float32_pair(tmp_path):
     assert all(w.dtype == "float32" for w in result["model"].get_weights())
     assert json.loads((tmp_path / "models" / "small.history.json").read_text())["config"]["slice_size"] is None
     assert models.build_model("small").dtype_policy.name == "float32"  # the global policy is restored
-
-
-DISTRIBUTED = """
-import json, sys, tensorflow as tf
-cpu = tf.config.list_physical_devices("CPU")[0]
-tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-import train
-result = train.train_and_evaluate("medium", out=sys.argv[1], epochs=1, train_limit=4000, test_limit=500,
-                                  batch_size=100, distribute=True, verbose=0)
-config = json.load(open(f"{result['filename']}.history.json"))["config"]
-print(json.dumps({"replicas": config["replicas"], "batch_size": config["batch_size"],
-                  "error_rate": result["error_rate"]}))
-"""
-
-
-def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
-    result = run_script("-c", DISTRIBUTED, tmp_path)
-    assert result.returncode == 0, result.stderr[-2000:]
-    outcome = json.loads(result.stdout.strip().splitlines()[-1])
-    assert outcome["replicas"] == 2 and outcome["batch_size"] == 200  # global batch = per replica x replicas
-    assert outcome["error_rate"] < 50  # 20 steps of the medium CNN: far better than chance (90%)
 
 
 def test_bench_writes_its_report_and_the_profile_adds_up(tmp_path):

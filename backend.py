@@ -1,0 +1,267 @@
+"""Which framework Keras runs on (TensorFlow, JAX or PyTorch), on which device, deterministically.
+
+Keras 3 runs the same models on three frameworks; this is the one module of the project that imports a framework
+itself. Importing it chooses the backend before Keras is first imported (Keras reads KERAS_BACKEND once, at its
+own import):
+- KERAS_BACKEND=tensorflow, jax or torch, if set;
+- else TensorFlow where it is installed (the sheets' framework, and the fastest on CPUs), else JAX (Python 3.14,
+  where TensorFlow publishes no wheel), else PyTorch.
+docs/backends.md says which backend each Python gets, how to pick one, and what each is measured to cost.
+
+The rest of the project uses Keras alone (keras.ops, keras.random); what a backend does differently lives here:
+the device, determinism, data parallelism, versions.
+"""
+
+import contextlib
+import importlib.util
+import os
+
+BACKENDS = ("tensorflow", "jax", "torch")
+INSTALL = {"tensorflow": "pip install -r requirements.txt (Python 3.11-3.13)",
+           "jax": "pip install -r requirements-jax.txt", "torch": "pip install -r requirements-torch.txt"}
+
+
+class BackendError(ValueError):
+    """The backend asked for cannot work here; the message says what to do."""
+
+
+def installed(name):
+    return importlib.util.find_spec(name) is not None
+
+
+def _choose():
+    asked = os.environ.get("KERAS_BACKEND", "").strip().lower()
+    if asked:
+        return asked
+    return next((name for name in BACKENDS if installed(name)), "tensorflow")
+
+
+_ASKED = bool(os.environ.get("KERAS_BACKEND", "").strip())
+NAME = _choose()
+os.environ["KERAS_BACKEND"] = NAME
+if NAME == "jax":
+    # Before JAX starts: the same numbers on a GPU every run (its default reductions are not ordered), and jaxlib
+    # 0.10's YNNPACK convolutions off (4-7x slower than XLA's own on the CPU; docs/backends.md).
+    _flags = os.environ.get("XLA_FLAGS", "")
+    for _flag in ("--xla_gpu_deterministic_ops=true", "--xla_cpu_experimental_ynn_fusion_type="):
+        if _flag.split("=")[0] not in _flags:
+            _flags = f"{_flags} {_flag}".strip()
+    os.environ["XLA_FLAGS"] = _flags
+elif NAME == "torch":
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS's deterministic mode, before CUDA starts
+
+
+def steps_per_call_allowed():
+    """Whether Keras runs several batches per compiled call (steps_per_execution) on this backend: not on PyTorch."""
+    return NAME != "torch"
+
+
+def problem():
+    """None when the chosen backend can be imported, else a one-line error saying what to install."""
+    if NAME not in BACKENDS:
+        return f"KERAS_BACKEND={NAME}: choose tensorflow, jax or torch (or unset it)"
+    if not installed(NAME):
+        others = [name for name in BACKENDS if installed(name)]
+        if not others and not _ASKED:
+            return f"no Keras backend is installed: {INSTALL['tensorflow']}, or pip install -r requirements-jax.txt"
+        other = f", or use KERAS_BACKEND={others[0]} (installed)" if others else ""
+        return f"KERAS_BACKEND={NAME}, but {NAME} is not installed: {INSTALL[NAME]}{other}"
+    return None
+
+
+def import_framework():
+    """Import the backend's framework (cli.py does it under its filter of native log lines)."""
+    if problem() is None:
+        importlib.import_module(NAME)
+
+
+def framework_version():
+    return importlib.import_module(NAME).__version__
+
+
+def accelerators():
+    """The GPUs (or Apple-silicon GPU) the backend sees, as 'gpu:0'-style names; [] on a CPU-only machine."""
+    if NAME == "tensorflow":
+        import tensorflow as tf
+
+        return [f"gpu:{index}" for index, _ in enumerate(tf.config.list_physical_devices("GPU"))]
+    if NAME == "jax":
+        import jax
+
+        return [f"gpu:{device.id}" for device in jax.devices() if device.platform != "cpu"]
+    import torch
+
+    if torch.cuda.is_available():
+        return [f"gpu:{index}" for index in range(torch.cuda.device_count())]
+    return ["mps:0"] if torch.backends.mps.is_available() else []
+
+
+def accelerator_name():
+    """The first accelerator's model name ("NVIDIA H200"), or None."""
+    if not accelerators():
+        return None
+    if NAME == "tensorflow":
+        import tensorflow as tf
+
+        details = tf.config.experimental.get_device_details(tf.config.list_physical_devices("GPU")[0])
+        return details.get("device_name", "GPU")
+    if NAME == "jax":
+        import jax
+
+        return next(device.device_kind for device in jax.devices() if device.platform != "cpu")
+    import torch
+
+    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else "Apple silicon GPU (mps)"
+
+
+def use_device(device="auto"):
+    """Where training runs: (device, context manager). device: auto (a GPU when the backend sees one), cpu, gpu.
+
+    TensorFlow hides its GPUs for cpu; JAX and PyTorch place everything under Keras's device scope.
+    """
+    found = accelerators()
+    if device == "gpu" and not found:
+        raise BackendError(f"--device gpu: {NAME} sees no GPU; install its GPU build (docs/backends.md) "
+                           "or use --device cpu")
+    if device == "cpu" or not found:
+        if NAME == "tensorflow":
+            import tensorflow as tf
+
+            if found:
+                tf.config.set_visible_devices([], "GPU")
+            return "cpu", contextlib.nullcontext()
+        import keras
+
+        return "cpu", keras.device("cpu")
+    return "gpu", contextlib.nullcontext()  # every backend places its work on the first GPU by itself
+
+
+def enable_determinism():
+    """The same seed gives the same weights, run after run, on the same machine and versions.
+
+    Keras seeds its initialisers, dropout and augmentation (keras.utils.set_random_seed); what is left is the
+    order of floating-point additions inside the framework's kernels.
+    """
+    if NAME == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
+    elif NAME == "torch":
+        import torch
+
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.benchmark = False
+    # jax: XLA_FLAGS, set above before JAX started; its CPU kernels are deterministic
+
+
+def random_state():
+    """The framework's own random state, which Keras's variables do not hold, as arrays: PyTorch's global
+    generators, from which Keras's Dropout draws there (its unseeded fast path); nothing on TensorFlow and JAX,
+    where every random draw of Keras comes from a seed generator's state variable."""
+    if NAME != "torch":
+        return {}
+    import torch
+
+    state = {"torch_cpu": torch.get_rng_state().numpy()}
+    if torch.cuda.is_available():
+        state.update({f"torch_cuda_{i}": s.numpy() for i, s in enumerate(torch.cuda.get_rng_state_all())})
+    return state
+
+
+def set_random_state(arrays):
+    """Put back what random_state() returned (a resumed run then draws what the interrupted one would have)."""
+    if NAME != "torch" or not arrays:
+        return
+    import torch
+
+    torch.set_rng_state(torch.from_numpy(arrays["torch_cpu"]))
+    cuda = sorted(key for key in arrays if key.startswith("torch_cuda_"))
+    if cuda and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([torch.from_numpy(arrays[key]) for key in cuda])
+
+
+class Replicas:
+    """Data parallelism over every GPU (or every CPU device without one): TensorFlow's MirroredStrategy, or Keras's
+    DataParallel distribution on JAX. `count` replicas; `scope()` for building the model and training it."""
+
+    def __init__(self, device="gpu"):
+        if NAME == "tensorflow":
+            import tensorflow as tf
+
+            logical = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+            self._strategy = tf.distribute.MirroredStrategy(devices=[each.name for each in logical])
+            self.count = self._strategy.num_replicas_in_sync
+        elif NAME == "jax":
+            import keras
+
+            devices = keras.distribution.list_devices("cpu" if device == "cpu" else None)
+            self._distribution = keras.distribution.DataParallel(devices=devices)
+            self.count = len(devices)
+        else:
+            raise BackendError("--distribute: Keras's data parallelism runs on TensorFlow and JAX, not on PyTorch; "
+                               "drop --distribute, or use KERAS_BACKEND=jax")
+
+    @contextlib.contextmanager
+    def scope(self):
+        if NAME == "tensorflow":
+            with self._strategy.scope():
+                yield
+            return
+        import keras
+
+        previous = keras.distribution.distribution()
+        keras.distribution.set_distribution(self._distribution)
+        try:
+            yield
+        finally:
+            keras.distribution.set_distribution(previous)
+
+
+def training_data(arrays, batch_size, orders):
+    """What model.fit reads its training batches from: tuples of `arrays` (indexed alike) for the indices of each
+    order in orders() (one per epoch), batch_size at a time.
+
+    A generator of NumPy batches on JAX. On PyTorch the same in a DataLoader with a random generator of its own:
+    the one Keras would make draws its seed from torch's global generator, which Keras's dropout uses there, so a
+    resumed run would drop other units. On TensorFlow a tf.data pipeline that gathers the batches in its own
+    threads, as fast as TensorFlow's own shuffling was (a Python generator costs mlp2 a quarter more time an
+    epoch) and with the same batches, so the same numbers.
+    """
+    if NAME != "tensorflow":
+        batches = (tuple(array[order[start: start + batch_size]] for array in arrays)
+                   for order in orders() for start in range(0, len(order), batch_size))
+        if NAME == "jax":
+            return batches
+        import torch
+
+        class Stream(torch.utils.data.IterableDataset):
+            def __iter__(self):
+                return batches
+
+        return torch.utils.data.DataLoader(Stream(), batch_size=None, generator=torch.Generator())
+    import tensorflow as tf
+
+    constants = [tf.constant(array) for array in arrays]
+    epochs = tf.data.Dataset.from_generator(orders, output_signature=tf.TensorSpec((None,), tf.int64))
+    indices = epochs.flat_map(lambda order: tf.data.Dataset.from_tensor_slices(order).batch(batch_size))
+    return indices.map(lambda index: tuple(tf.gather(constant, index) for constant in constants)).prefetch(2)
+
+
+def versions():
+    """The versions that decide the digits: the backend and its framework, Keras, NumPy, Python."""
+    import platform
+
+    import keras
+    import numpy
+
+    return {"backend": NAME, NAME: framework_version(), "keras": keras.__version__, "numpy": numpy.__version__,
+            "python": platform.python_version()}
+
+
+def describe(device=None):
+    """One line: "Keras 3.15.1 on tensorflow 2.21.0, cpu" (plus the GPU's name)."""
+    import keras
+
+    device = device or ("gpu" if accelerators() else "cpu")
+    name = accelerator_name() if device == "gpu" else None
+    return f"Keras {keras.__version__} on {NAME} {framework_version()}, {device}" + (f" ({name})" if name else "")

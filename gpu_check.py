@@ -1,0 +1,103 @@
+"""Does training run, fast and deterministically, on this machine's GPU, on each Keras backend installed?
+
+    python gpu_check.py                    # results/logs/gpu_check.txt, at most about 8 minutes
+    python gpu_check.py --train-limit 2000 --log /tmp/check.txt   # a rehearsal on a CPU
+
+For each backend that is installed (TensorFlow, JAX, PyTorch), in a fresh process with KERAS_BACKEND set, through
+train.py's own path: the sheet's `large` CNN twice with seed 7 (the same weights both times?), the ladder's `best`
+once (the 2-minute target on a GPU), and two epochs of the sheet's `small` CNN. Each line of the log is one run:
+its seconds per epoch, its test error and a hash of its weights. A run that would start after --budget seconds
+is skipped, and says so.
+"""
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+BACKENDS = ("tensorflow", "jax", "torch")
+PLAN = [("large", 7, None), ("large", 7, None), ("best", 7, None), ("small", 7, 2)]  # (model, seed, epochs)
+
+# One run in a fresh process: the backend is chosen when Keras is first imported.
+RUN = """
+import hashlib, json, sys, time
+import backend, train
+model, seed, epochs, limit, out = json.loads(sys.argv[1])
+started = time.perf_counter()
+result = train.train_and_evaluate(model, out=out, seed=seed, epochs=epochs, train_limit=limit, verbose=0)
+weights = hashlib.sha256(b"".join(w.tobytes() for w in result["model"].get_weights())).hexdigest()[:16]
+print(json.dumps({"device": backend.describe(result["config"]["device"]), "seconds": time.perf_counter() - started,
+                  "epochs": [row["seconds"] for row in result["history"]], "error_rate": result["error_rate"],
+                  "weights": weights}))
+"""
+
+
+def installed(name):
+    import importlib.util
+
+    return importlib.util.find_spec(name) is not None
+
+
+def one_run(name, model, seed, epochs, train_limit, out):
+    environment = {**os.environ, "KERAS_BACKEND": name}
+    result = subprocess.run([sys.executable, "-c", RUN, json.dumps([model, seed, epochs, train_limit, out])],
+                            cwd=ROOT, env=environment, capture_output=True, text=True)
+    if result.returncode != 0:
+        return {"failed": (result.stderr.strip().splitlines() or ["no output"])[-1]}
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--backends", default=",".join(BACKENDS), help="the backends to try, where installed")
+    parser.add_argument("--train-limit", type=int, metavar="N", help="train on the first N images only (rehearsals)")
+    parser.add_argument("--budget", type=float, default=420, help="seconds after which no new run starts")
+    parser.add_argument("--log", default=str(ROOT / "results" / "logs" / "gpu_check.txt"), help="the log file")
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    lines = [f"# python gpu_check.py {' '.join(argv if argv is not None else sys.argv[1:])}".rstrip(),
+             f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {platform.node()}, Python "
+             f"{platform.python_version()}", ""]
+    print("\n".join(lines), flush=True)
+    with tempfile.TemporaryDirectory() as out:
+        for name in args.backends.split(","):
+            if not installed(name):
+                lines.append(f"{name}: not installed, skipped")
+                print(lines[-1], flush=True)
+                continue
+            hashes = []
+            for model, seed, epochs in PLAN:
+                if time.perf_counter() - started > args.budget:
+                    lines.append(f"{name} {model}: skipped, past the {args.budget:.0f} s budget")
+                else:
+                    run = one_run(name, model, seed, epochs, args.train_limit, f"{out}/{name}")
+                    if "failed" in run:
+                        lines.append(f"{name} {model}: FAILED: {run['failed']}")
+                    else:
+                        hashes += [run["weights"]] if model == "large" else []
+                        target = " (target: 120)" if model == "best" else ""
+                        lines.append(f"{name} {model} seed {seed}: {run['error_rate']:.2f}% error, "
+                                     f"{run['seconds']:.1f} s in all{target}, epochs "
+                                     f"{', '.join(f'{s:.2f}' for s in run['epochs'])} s, weights {run['weights']} "
+                                     f"[{run['device']}]")
+                print(lines[-1], flush=True)
+            if len(hashes) == 2:
+                lines.append(f"{name}: large twice with seed 7: "
+                             f"{'the same weights' if hashes[0] == hashes[1] else 'DIFFERENT weights'}")
+                print(lines[-1], flush=True)
+    lines.append(f"\ntotal {time.perf_counter() - started:.0f} s")
+    Path(args.log).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.log).write_text("\n".join(lines) + "\n")
+    print(f"{lines[-1].strip()}; wrote {args.log}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

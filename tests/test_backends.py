@@ -1,0 +1,192 @@
+"""The same recipes and scripts on every Keras backend: .ci/run runs this file on TensorFlow, JAX and PyTorch.
+
+Every recipe trains one epoch on a slice; the same seed gives the same weights; an interrupted run resumes to the
+weights of an uninterrupted one; pairs saved on any backend load on this one and compute the same; what a backend
+cannot do is one line. `KERAS_BACKEND=jax python tests/test_backends.py` writes this backend's fixture pair.
+"""
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+if __name__ != "__main__":
+    from conftest import RUN, ROOT, interrupt_after_epoch, last_line, make_xray_tree, run_script
+else:  # writing the fixture pair: the repository's modules, as conftest puts them on the path
+    ROOT = Path(__file__).resolve().parents[1]
+    sys.path.insert(0, str(ROOT))
+
+import backend  # noqa: E402
+import cli  # noqa: E402
+import data  # noqa: E402
+import evaluate  # noqa: E402
+import history  # noqa: E402
+import models  # noqa: E402
+import persistence  # noqa: E402
+import predict  # noqa: E402
+import train  # noqa: E402
+
+PAIRS = ROOT / "tests" / "pairs"  # large_original saved on each backend, and its outputs for FIXTURE_IMAGES there
+FIXTURE_IMAGES = 32  # the first test images, pixels /255
+
+
+def fixture_images():
+    _, (X_test, _), _ = data.get_data_mnist(normalize=True)
+    return X_test[:FIXTURE_IMAGES]
+
+
+def predictions(model, images):
+    return predict.predict(model, images[:, 0])
+
+
+def write_fixture_pair():
+    """This backend's pair of the sheet's large CNN (with the tutorial's second pooling), seed 7, untrained, and
+    what it computes for the fixture images."""
+    import keras
+
+    keras.utils.set_random_seed(7)
+    model = models.build_model("large_original")
+    persistence.save_keras_model(model, PAIRS / f"large_original_{backend.NAME}")
+    np.save(PAIRS / f"large_original_{backend.NAME}.npy", predictions(model, fixture_images()))
+
+
+@pytest.mark.parametrize("name", [name for name in models.MODELS if name != "pneumonia"])
+def test_every_mnist_recipe_trains_one_epoch_on_a_slice(name, tmp_path):
+    import keras
+
+    result = train.train_and_evaluate(name, out=tmp_path, epochs=1, train_limit=400, test_limit=100, verbose=0)
+    recipe = models.MODELS[name]
+    assert np.isfinite(result["history"][0]["loss"]) and result["config"]["train_images"] == 400
+    assert ("val_loss" in result["history"][0]) == (recipe.validation != "none")  # the test set or the holdout
+    assert result["config"]["validation"] == recipe.validation
+    assert result["config"]["versions"]["backend"] == backend.NAME
+    keras.utils.set_random_seed(7)  # the run's initial weights: two steps moved every layer with weights
+    initial = models.build_model(name).get_weights()
+    assert all(not np.array_equal(a, b) for a, b in zip(initial, result["model"].get_weights()) if a.ndim > 1)
+    loaded = persistence.load_keras_model(tmp_path / "models" / name)
+    images = fixture_images()[:8]
+    np.testing.assert_array_equal(predictions(loaded, images), predictions(result["model"], images))
+
+
+def test_pneumonia_trains_and_evaluates_on_synthetic_xrays(tmp_path):
+    tree = make_xray_tree(tmp_path / "xray")
+    result = train.train_and_evaluate("pneumonia", out=tmp_path / "out", data_dir=tree, epochs=2, batch_size=8,
+                                      verbose=0)
+    scores = result["metrics"]
+    assert scores["images"] == 24 and sum(map(sum, scores["confusion_matrix"])) == 24
+    assert scores["accuracy"] == pytest.approx(result["test_accuracy"], abs=1e-6)
+    assert result["config"]["train_images"] == 24 and len(result["history"]) == 2
+    assert evaluate.main([str(tmp_path / "out")]) == 0  # finds the data dir in the pair's history
+
+
+def test_the_same_seed_twice_gives_the_same_weights(tmp_path):
+    runs = [train.train_and_evaluate("medium", out=tmp_path / str(i), epochs=1, train_limit=400, test_limit=100,
+                                     verbose=0) for i in range(2)]
+    for a, b in zip(*(run["model"].get_weights() for run in runs)):
+        np.testing.assert_array_equal(a, b)
+    other = train.train_and_evaluate("medium", out=tmp_path / "8", epochs=1, seed=8, train_limit=400, test_limit=100,
+                                     verbose=0)
+    assert other["run"] == "medium_seed8"
+    assert not np.array_equal(other["model"].get_weights()[0], runs[0]["model"].get_weights()[0])
+
+
+def test_an_interrupted_run_resumes_to_the_uninterrupted_weights(tmp_path):
+    # medium has dropout: its random-seed state must be restored too, not only weights and optimizer
+    whole = train.train_and_evaluate("medium", out=tmp_path / "whole", **RUN)
+    with pytest.raises(KeyboardInterrupt):
+        train.train_and_evaluate("medium", out=tmp_path / "cut", callbacks=[interrupt_after_epoch(2)], **RUN)
+    resumed = train.train_and_evaluate("medium", out=tmp_path / "cut", resume=True, **RUN)
+    for a, b in zip(whole["model"].get_weights(), resumed["model"].get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert [row["epoch"] for row in resumed["history"]] == [1, 2, 3] and resumed["config"]["resumed_at_epoch"] == 2
+
+
+@pytest.mark.parametrize("saved_on", backend.BACKENDS)
+def test_a_pair_saved_on_any_backend_computes_the_same_here(saved_on):
+    pair = PAIRS / f"large_original_{saved_on}"
+    expected = np.load(f"{pair}.npy")
+    model = persistence.load_keras_model(pair)
+    np.testing.assert_allclose(predictions(model, fixture_images()), expected, rtol=0, atol=2e-6)
+    assert expected.max(axis=1).min() < 0.9  # untrained: the check compares spread-out outputs, not one-hot ones
+
+
+@pytest.mark.parametrize("run", ["large", "mlp1", "best"])
+def test_committed_pairs_trained_with_tensorflow_score_the_same_here(run):
+    """The sheet's large CNN (channels_first), an MLP, the ladder's best (its augmentation off at inference)."""
+    filename = ROOT / "results" / "models" / run
+    config = history.read_history(filename)["config"]
+    assert history.trained_with(config).startswith("tensorflow")
+    row = evaluate.evaluate_pair(filename, evaluate.TestSets())
+    recorded = history.read_history(filename)["test"]["error_rate"]
+    assert abs(row["error_rate"] - recorded) <= 0.011  # to the hundredth: one test image is 0.01
+
+
+def test_the_scripts_name_the_backend_first_and_run_end_to_end(tmp_path, capsys):
+    assert train.main(["--model", "mlp1", "--epochs", "1", "--train-limit", "300", "--test-limit", "100",
+                       "--out", str(tmp_path), "--quiet"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"Keras {models.keras.__version__} on {backend.NAME} {backend.framework_version()}, cpu"
+    assert lines[-1].startswith("Model error rate : ")
+    config = json.loads((tmp_path / "models" / "mlp1.history.json").read_text())["config"]
+    assert config["versions"]["backend"] == backend.NAME and config["device"] == "cpu"
+    assert evaluate.main([str(tmp_path), "--test-limit", "100"]) == 0
+    text = capsys.readouterr().out
+    assert text.splitlines()[0] == lines[0] and f"| {backend.NAME} {backend.framework_version()}, cpu |" in (
+        tmp_path / "RESULTS.md").read_text()
+    digit = fixture_images()[0, 0]
+    from PIL import Image
+
+    Image.fromarray((255 - digit * 255).astype(np.uint8)).resize((140, 140)).save(tmp_path / "seven.png")
+    assert predict.main([str(tmp_path / "seven.png"), "--pair", str(tmp_path / "models" / "mlp1")]) == 0
+    assert capsys.readouterr().out.startswith(f"{tmp_path / 'seven.png'}: ")
+
+
+def test_distribute_runs_here_or_is_one_line(tmp_path):
+    if backend.NAME == "torch":
+        with pytest.raises(SystemExit) as exit_info:
+            train.main(["--model", "medium", "--distribute", "--out", str(tmp_path)])
+        assert str(exit_info.value) == ("train.py: error: --distribute: Keras's data parallelism runs on TensorFlow "
+                                        "and JAX, not on PyTorch; drop --distribute, or use KERAS_BACKEND=jax")
+        assert not (tmp_path / "models" / "medium.json").exists()
+        return
+    # two CPU devices: TensorFlow's logical devices, XLA's host platform split in two
+    code = ("import json, sys, backend\n"
+            "if backend.NAME == 'tensorflow':\n"
+            "    import tensorflow as tf\n"
+            "    cpu = tf.config.list_physical_devices('CPU')[0]\n"
+            "    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)\n"
+            "import train\n"
+            "result = train.train_and_evaluate('medium', out=sys.argv[1], epochs=1, train_limit=2000, test_limit=500,"
+            " batch_size=100, distribute=True, verbose=0)\n"
+            "print(json.dumps({k: result['config'][k] for k in ('replicas', 'batch_size')} | "
+            "{'error_rate': result['error_rate']}))\n")
+    result = run_script("-c", code, tmp_path, env={"XLA_FLAGS": "--xla_force_host_platform_device_count=2"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    outcome = json.loads(result.stdout.strip().splitlines()[-1])
+    assert outcome["replicas"] == 2 and outcome["batch_size"] == 200  # global batch = per replica x replicas
+    assert outcome["error_rate"] < 60  # 10 steps of the medium CNN: far better than chance (90%)
+
+
+def test_what_cannot_work_is_one_line(tmp_path):
+    if not backend.accelerators():
+        with pytest.raises(SystemExit) as exit_info:
+            train.main(["--model", "small", "--device", "gpu", "--out", str(tmp_path)])
+        assert str(exit_info.value).startswith(f"train.py: error: --device gpu: {backend.NAME} sees no GPU; ")
+    with pytest.raises(cli.UsageError, match="BatchNormalization, whose statistics slicing would change"):
+        train.train_and_evaluate("batchnorm", out=tmp_path, epochs=1, train_limit=400, slice_size=100, verbose=0)
+    unknown = run_script("train.py", "--help", env={"KERAS_BACKEND": "theano"})
+    assert unknown.returncode == 1 and unknown.stderr.strip() == (
+        "train.py: error: KERAS_BACKEND=theano: choose tensorflow, jax or torch (or unset it)")
+    missing = [name for name in backend.BACKENDS if not backend.installed(name)]
+    if missing:
+        result = run_script("evaluate.py", env={"KERAS_BACKEND": missing[0]})
+        assert result.returncode == 1 and "Traceback" not in result.stderr
+        assert last_line(result.stderr).startswith(f"evaluate.py: error: KERAS_BACKEND={missing[0]}, but "
+                                                   f"{missing[0]} is not installed: pip install -r requirements")
+
+
+if __name__ == "__main__":
+    write_fixture_pair()
+    print(f"wrote {PAIRS}/large_original_{backend.NAME}.*")
