@@ -41,7 +41,7 @@ NAME = _choose()
 os.environ["KERAS_BACKEND"] = NAME
 if NAME == "jax":
     # Before JAX starts: the same numbers on a GPU every run (its default reductions are not ordered), and jaxlib
-    # 0.10's YNNPACK convolutions off (4-7x slower than XLA's own on the CPU; docs/backends.md).
+    # 0.10's YNNPACK convolutions off (slower than XLA's own on the CPU: docs/speed.md).
     _flags = os.environ.get("XLA_FLAGS", "")
     for _flag in ("--xla_gpu_deterministic_ops=true", "--xla_cpu_experimental_ynn_fusion_type="):
         if _flag.split("=")[0] not in _flags:
@@ -114,26 +114,30 @@ def accelerator_name():
     return torch.cuda.get_device_name(0) if torch.cuda.is_available() else "Apple silicon GPU (mps)"
 
 
-def use_device(device="auto"):
-    """Where training runs: (device, context manager). device: auto (a GPU when the backend sees one), cpu, gpu.
+def resolve_device(device="auto"):
+    """'gpu' or 'cpu': where training runs for --device auto (a GPU when the backend sees one), cpu or gpu.
 
-    TensorFlow hides its GPUs for cpu; JAX and PyTorch place everything under Keras's device scope.
+    TensorFlow's GPUs are hidden here for 'cpu', before anything starts TensorFlow's runtime (after, it cannot).
     """
     found = accelerators()
     if device == "gpu" and not found:
         raise BackendError(f"--device gpu: {NAME} sees no GPU; install its GPU build (docs/backends.md) "
                            "or use --device cpu")
-    if device == "cpu" or not found:
-        if NAME == "tensorflow":
-            import tensorflow as tf
+    if device == "cpu" and found and NAME == "tensorflow":
+        import tensorflow as tf
 
-            if found:
-                tf.config.set_visible_devices([], "GPU")
-            return "cpu", contextlib.nullcontext()
-        import keras
+        tf.config.set_visible_devices([], "GPU")
+    return "gpu" if found and device != "cpu" else "cpu"
 
-        return "cpu", keras.device("cpu")
-    return "gpu", contextlib.nullcontext()  # every backend places its work on the first GPU by itself
+
+def on_device(device):
+    """A context in which Keras builds and trains on `device` (resolve_device's answer): Keras's device scope for
+    the CPU on JAX and PyTorch when they see a GPU; nothing else (each backend takes the first GPU by itself)."""
+    if device == "gpu" or NAME == "tensorflow" or not accelerators():
+        return contextlib.nullcontext()
+    import keras
+
+    return keras.device("cpu")
 
 
 def enable_determinism():
@@ -180,41 +184,44 @@ def set_random_state(arrays):
         torch.cuda.set_rng_state_all([torch.from_numpy(arrays[key]) for key in cuda])
 
 
-class Replicas:
-    """Data parallelism over every GPU (or every CPU device without one): TensorFlow's MirroredStrategy, or Keras's
-    DataParallel distribution on JAX. `count` replicas; `scope()` for building the model and training it."""
+def _parallel_devices(device):
+    """The devices --distribute trains on: every GPU, or every CPU device without one (or with --device cpu)."""
+    if NAME == "tensorflow":
+        import tensorflow as tf
 
-    def __init__(self, device="gpu"):
-        if NAME == "tensorflow":
-            import tensorflow as tf
-
-            logical = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
-            self._strategy = tf.distribute.MirroredStrategy(devices=[each.name for each in logical])
-            self.count = self._strategy.num_replicas_in_sync
-        elif NAME == "jax":
-            import keras
-
-            devices = keras.distribution.list_devices("cpu" if device == "cpu" else None)
-            self._distribution = keras.distribution.DataParallel(devices=devices)
-            self.count = len(devices)
-        else:
-            raise BackendError("--distribute: Keras's data parallelism runs on TensorFlow and JAX, not on PyTorch; "
-                               "drop --distribute, or use KERAS_BACKEND=jax")
-
-    @contextlib.contextmanager
-    def scope(self):
-        if NAME == "tensorflow":
-            with self._strategy.scope():
-                yield
-            return
+        return [each.name for each in tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")]
+    if NAME == "jax":
         import keras
 
-        previous = keras.distribution.distribution()
-        keras.distribution.set_distribution(self._distribution)
-        try:
+        return keras.distribution.list_devices("cpu" if device == "cpu" else None)
+    raise BackendError("--distribute: Keras's data parallelism runs on TensorFlow and JAX, not on PyTorch; "
+                       "drop --distribute, or use KERAS_BACKEND=jax")
+
+
+def replica_count(device):
+    """How many replicas --distribute trains on (BackendError on PyTorch)."""
+    return len(_parallel_devices(device))
+
+
+@contextlib.contextmanager
+def replicas_scope(device):
+    """Data parallelism over _parallel_devices, for building the model and training it: TensorFlow's
+    MirroredStrategy, or Keras's DataParallel distribution on JAX."""
+    devices = _parallel_devices(device)
+    if NAME == "tensorflow":
+        import tensorflow as tf
+
+        with tf.distribute.MirroredStrategy(devices=devices).scope():
             yield
-        finally:
-            keras.distribution.set_distribution(previous)
+        return
+    import keras
+
+    previous = keras.distribution.distribution()
+    keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
+    try:
+        yield
+    finally:
+        keras.distribution.set_distribution(previous)
 
 
 def training_data(arrays, batch_size, orders):
@@ -224,8 +231,8 @@ def training_data(arrays, batch_size, orders):
     A generator of NumPy batches on JAX. On PyTorch the same in a DataLoader with a random generator of its own:
     the one Keras would make draws its seed from torch's global generator, which Keras's dropout uses there, so a
     resumed run would drop other units. On TensorFlow a tf.data pipeline that gathers the batches in its own
-    threads, as fast as TensorFlow's own shuffling was (a Python generator costs mlp2 a quarter more time an
-    epoch) and with the same batches, so the same numbers.
+    threads, as TensorFlow's own shuffling did (a Python generator there adds a hop per batch, which the small
+    models feel), with the same batches, so the same numbers.
     """
     if NAME != "tensorflow":
         batches = (tuple(array[order[start: start + batch_size]] for array in arrays)

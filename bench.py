@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 import cli  # first of the project's modules: it chooses the Keras backend and loads it with native lines filtered
+from cli import markdown_table
 import backend
 import data
 import history
@@ -91,8 +92,8 @@ def training_flops_per_image(model):
 
 def bench_row(name, precision, epochs, train_limit, peaks, workdir):
     """One row: train through train.py's own path; the fastest epoch against the peak of its precision."""
-    result = train.train_and_evaluate(name, out=workdir, epochs=epochs, precision=precision,
-                                      train_limit=train_limit, verbose=0)
+    settings = train.Settings.of(name, epochs=epochs, precision=precision, train_limit=train_limit)
+    result = train.train_and_evaluate(settings, out=workdir, verbose=0)
     epoch_seconds = min(row["seconds"] for row in result["history"])  # all of them are in the history
     images = result["config"]["train_images"]
     flops = training_flops_per_image(models.build_model(name, data_format="channels_last"))
@@ -106,8 +107,8 @@ def bench_row(name, precision, epochs, train_limit, peaks, workdir):
 # ----------------------------------------------------------------------------
 # One training step of the small CNN, op by op, from TensorFlow's profiler
 
-# The small CNN's layers under names the profile can find in its op names; MACs per image of each.
-PROFILED_LAYERS = {"conv1": 26 * 26 * 64 * 9, "conv2": 24 * 24 * 32 * 64 * 9, "dense": 18432 * 10}
+# The small CNN's Conv2D and Dense layers, under names the profile can find in its op names.
+PROFILED_LAYERS = ("conv1", "conv2", "dense")
 PART_OF_OP = [  # (pattern on "op name:op type", what it is); the first that matches wins. Keras may suffix a
     # layer's name scope (conv1_1); oneDNN renames op types (_MklNativeConv2DBackpropFilterWithBias)
     (r"gradient_tape/.*/(conv\d)(?:_\d+)?/.*BackpropFilter", r"\1 weight gradients"),
@@ -199,13 +200,19 @@ def part_of(op):
     return next(re.sub(r".*" + pattern + r".*", label, op) for pattern, label in PART_OF_OP if re.search(pattern, op))
 
 
+@functools.lru_cache(maxsize=1)
+def profiled_macs():
+    """{profiled layer: multiply-accumulates per image}, from the layers' shapes."""
+    return {layer.name: layer_macs(layer) for layer in profiled_model("fp32").layers if layer.name in PROFILED_LAYERS}
+
+
 def part_flops(part, batch_size):
     """GFLOP per step of a profile part (0 for the parts whose arithmetic is negligible)."""
     layer, _, kind = part.partition(" ")
     if layer not in PROFILED_LAYERS or kind.startswith("relu"):
         return 0.0
     count = 2 if kind.startswith("weight and input") else 1
-    return count * 2 * PROFILED_LAYERS[layer] * batch_size / 1e9
+    return count * 2 * profiled_macs()[layer] * batch_size / 1e9
 
 
 # ----------------------------------------------------------------------------
@@ -253,7 +260,8 @@ def backend_version(name):
 # The report
 
 
-def parse_args(argv=None):
+def make_parser():
+    """The command line's parser (the docs test reads its flags)."""
     parser = cli.OneLineErrorParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", default=",".join(DEFAULT_MODELS), help="comma-separated registry names")
     parser.add_argument("--bf16-models", default="small,medium,large",
@@ -269,6 +277,11 @@ def parse_args(argv=None):
                              "(tensorflow, jax, torch; each installed beside TensorFlow), in fresh processes, "
                              "three times each")
     parser.add_argument("--out", default="results/BENCH.md", help="the markdown report")
+    return parser
+
+
+def parse_args(argv=None):
+    parser = make_parser()
     args = parser.parse_args(argv)
     for name in args.models.split(",") + args.bf16_models.split(","):
         if name and (name not in models.MODELS or models.MODELS[name].input_kind == "xray"):
@@ -284,7 +297,7 @@ def parse_args(argv=None):
 
 
 def run(args):
-    backend.use_device("auto")
+    backend.resolve_device("auto")
     peaks = {precision: matmul_peak(precision) for precision in DTYPES}
     print("matmul peaks: " + ", ".join(f"{p} {g:.0f} GFLOP/s" for p, g in peaks.items()), flush=True)
     plan = [(name, "fp32") for name in args.models.split(",")]
@@ -314,81 +327,81 @@ def run(args):
 
 
 def report(args, peaks, rows, profiles, comparisons, backends):
+    """BENCH.md: the peaks, the models' epochs, the profiles, the comparisons, the targets and the machine."""
+    small_gflop = training_flops_per_image(models.build_model("small", data_format="channels_last")) / 1e9 * (
+        args.train_limit or 60000)
+
+    def rate(gflop, ms, peak):  # GFLOP/s and fraction of the peak, or dashes for the parts without arithmetic
+        return [f"{gflop / ms * 1000:.0f}", f"{gflop / ms * 1000 / peak:.0%}"] if gflop else ["-", "-"]
+
+    def epoch_row(label, seconds, peak):
+        return [label, ", ".join(f"{s:.1f}" for s in seconds), f"{min(seconds):.1f}",
+                f"{small_gflop / min(seconds):.0f}", f"{small_gflop / min(seconds) / peak:.0%}"]
+
     lines = ["# Benchmark", "", f"Written by `python {' '.join(sys.argv)}` (see bench.py's docstring for what each "
              "number is).", "", "## Peaks: TensorFlow's own 4096x4096 matmul, this run", "",
-             "| precision | GFLOP/s |", "|---|---|", *(f"| {p} | {g:.0f} |" for p, g in peaks.items()), "",
+             markdown_table(["precision", "GFLOP/s"], [[p, f"{g:.0f}"] for p, g in peaks.items()]), "",
              f"## Training through train.py, the fastest of {args.epochs} epochs", "",
              "An epoch's time is train.py's: it includes the pass over the 10,000 validation images; GFLOP/s counts "
-             "the training FLOPs only (forward and both backward passes, from the layer shapes).", "",
-             "| model | precision | s/epoch | all epochs (s) | train img/s | MFLOP/img | GFLOP/s | % of its peak | "
-             "error rate |", "|---|---|---|---|---|---|---|---|---|"]
+             "the training FLOPs only (forward and both backward passes, from the layer shapes).", ""]
     if not native_bfloat16():
-        lines[-2:-2] = ["No bf16 rows: this machine has no bfloat16 arithmetic (no GPU, no AVX-512 BF16 or AMX), so "
-                        "TensorFlow emulates it, about ten times slower than float32 (the bf16 profile below).", ""]
-    lines += [f"| {r['model']} | {r['precision']} | {r['epoch_seconds']:.1f} | "
-              f"{', '.join(f'{s:.1f}' for s in r['all_epochs'])} | {r['images_per_second']:,.0f} | "
-              f"{r['mflop_per_image']:.1f} | {r['gflops']:.0f} | {r['peak_fraction']:.0%} | {r['error_rate']:.2f}% |"
-              for r in rows]
+        lines += ["No bf16 rows: this machine has no bfloat16 arithmetic (no GPU, no AVX-512 BF16 or AMX), so "
+                  "TensorFlow emulates it, about ten times slower than float32 (the bf16 profile below).", ""]
+    lines.append(markdown_table(
+        ["model", "precision", "s/epoch", "all epochs (s)", "train img/s", "MFLOP/img", "GFLOP/s", "% of its peak",
+         "error rate"],
+        [[r["model"], r["precision"], f"{r['epoch_seconds']:.1f}", ", ".join(f"{s:.1f}" for s in r["all_epochs"]),
+          f"{r['images_per_second']:,.0f}", f"{r['mflop_per_image']:.1f}", f"{r['gflops']:.0f}",
+          f"{r['peak_fraction']:.0%}", f"{r['error_rate']:.2f}%"] for r in rows]))
     for precision, (parts, measured_ms, steps) in profiles.items():
-        profiled_ms = sum(ms for _, ms, _ in parts)
+        profiled_ms, total_gflop = sum(ms for _, ms, _ in parts), sum(gflop for _, _, gflop in parts)
+        table = [[part, f"{ms:.1f}", f"{ms / profiled_ms:.0%}", f"{gflop:.2f}", *rate(gflop, ms, peaks[precision])]
+                 for part, ms, gflop in parts]
+        table += [["**profiled step, sum of the parts**", f"{profiled_ms:.1f}", "100%", f"{total_gflop:.2f}",
+                   *rate(total_gflop, profiled_ms, peaks[precision])],
+                  [f"measured step without the profiler (median of {2 * steps - 1} steps)", f"{measured_ms:.1f}", "",
+                   "", *rate(total_gflop, measured_ms, peaks[precision])]]
         lines += ["", f"## One training step of the small CNN, batch 200, {precision}: where the time goes", "",
                   f"TensorFlow's profiler over {steps} steps (one per call), per step; two ops that run "
                   "side by side share their time, so the parts add up to the profiled step.", "",
-                  "| part | ms | % of the step | GFLOP | GFLOP/s | % of the peak |", "|---|---|---|---|---|---|"]
-        def rate(gflop, ms):  # "GFLOP/s | % of the peak"
-            return f"{gflop / ms * 1000:.0f} | {gflop / ms * 1000 / peaks[precision]:.0%}" if gflop else "- | -"
-
-        lines += [f"| {part} | {ms:.1f} | {ms / profiled_ms:.0%} | {gflop:.2f} | {rate(gflop, ms)} |"
-                  for part, ms, gflop in parts]
-        total_gflop = sum(gflop for _, _, gflop in parts)
-        lines += [f"| **profiled step, sum of the parts** | {profiled_ms:.1f} | 100% | {total_gflop:.2f} | "
-                  f"{rate(total_gflop, profiled_ms)} |",
-                  f"| measured step without the profiler (median of {2 * steps - 1} steps) | "
-                  f"{measured_ms:.1f} | | | {rate(total_gflop, measured_ms)} |"]
-    small_gflop = training_flops_per_image(models.build_model("small", data_format="channels_last")) / 1e9 * (
-        args.train_limit or 60000)
+                  markdown_table(["part", "ms", "% of the step", "GFLOP", "GFLOP/s", "% of the peak"], table)]
     for setting, (timings, setting_peaks) in comparisons.items():
         lines += ["", f"## The small CNN's epoch with and without `{setting}` (fresh processes, alternating)", "",
                   f"The fp32 matmul peak with `{setting}`, in a fresh process: {setting_peaks['fp32']:.0f} GFLOP/s "
                   f"(bf16: {setting_peaks['bf16']:.0f}); each row's fraction is of the peak of its own kernels.", "",
-                  "| | seconds per epoch, each run | fastest | GFLOP/s | % of its fp32 peak |", "|---|---|---|---|---|"]
-        for enabled, label, peak in ((False, "without", peaks["fp32"]), (True, f"with `{setting}`",
-                                                                           setting_peaks["fp32"])):
-            seconds = timings[enabled]
-            lines.append(f"| {label} | {', '.join(f'{s:.1f}' for s in seconds)} | {min(seconds):.1f} | "
-                         f"{small_gflop / min(seconds):.0f} | {small_gflop / min(seconds) / peak:.0%} |")
+                  markdown_table(["", "seconds per epoch, each run", "fastest", "GFLOP/s", "% of its fp32 peak"],
+                                 [epoch_row("without", timings[False], peaks["fp32"]),
+                                  epoch_row(f"with `{setting}`", timings[True], setting_peaks["fp32"])])]
     if backends:
         lines += ["", "## The small CNN's epoch on each Keras backend (fresh processes, alternating)", "",
                   "The same train.py, recipe and batches (KERAS_BACKEND set per process); each row's fraction is of "
                   "TensorFlow's fp32 matmul peak above.", "",
-                  "| backend | version | seconds per epoch, each run | fastest | GFLOP/s | % of the fp32 peak |",
-                  "|---|---|---|---|---|---|"]
-        for name, seconds in backends.items():
-            lines.append(f"| {name} | {backend_version(name)} | {', '.join(f'{s:.1f}' for s in seconds)} | "
-                         f"{min(seconds):.1f} | {small_gflop / min(seconds):.0f} | "
-                         f"{small_gflop / min(seconds) / peaks['fp32']:.0%} |")
-    lines += ["", "## Targets", "", "| target | measured | met |", "|---|---|---|"]
+                  markdown_table(["backend", "seconds per epoch, each run", "fastest", "GFLOP/s", "% of the fp32 peak"],
+                                 [epoch_row(f"{name} {backend_version(name)}", seconds, peaks["fp32"])
+                                  for name, seconds in backends.items()])]
+    targets = []
     for precision in DTYPES:
-        target = f"| small CNN, {precision}: at least {TARGET:.0%} of the {precision} peak"
+        target = f"small CNN, {precision}: at least {TARGET:.0%} of the {precision} peak"
         for row in rows:
             if row["model"] == "small" and row["precision"] == precision and args.train_limit is None:
-                lines.append(f"{target}, through train.py (validation included) | {row['peak_fraction']:.0%} | "
-                             f"{'yes' if row['peak_fraction'] >= TARGET else 'no'} |")
+                targets.append([f"{target}, through train.py (validation included)", f"{row['peak_fraction']:.0%}",
+                                "yes" if row["peak_fraction"] >= TARGET else "no"])
         if precision in profiles:
             parts, measured_ms, _ = profiles[precision]
             fraction = sum(gflop for _, _, gflop in parts) / measured_ms * 1000 / peaks[precision]
-            lines.append(f"{target}, one training step (measured, above) | {fraction:.0%} | "
-                         f"{'yes' if fraction >= TARGET else 'no'} |")
+            targets.append([f"{target}, one training step (measured, above)", f"{fraction:.0%}",
+                            "yes" if fraction >= TARGET else "no"])
     for setting, (timings, setting_peaks) in comparisons.items():
         if args.train_limit is None:
             fraction = small_gflop / min(timings[True]) / setting_peaks["fp32"]
-            lines.append(f"| small CNN, fp32: at least {TARGET:.0%} of the fp32 peak with `{setting}`, through "
-                         f"train.py with it | {fraction:.0%} | {'yes' if fraction >= TARGET else 'no'} |")
-    lines += ["", "## Machine", "", f"- {history.machine_description()}{cpu_generation()}; GPU: "
+            targets.append([f"small CNN, fp32: at least {TARGET:.0%} of the fp32 peak with `{setting}`, through "
+                            "train.py with it", f"{fraction:.0%}", "yes" if fraction >= TARGET else "no"])
+    lines += ["", "## Targets", "", markdown_table(["target", "measured", "met"], targets),
+              "", "## Machine", "", f"- {history.machine_description()}{cpu_generation()}; GPU: "
               f"{', '.join(d.name for d in tf.config.list_physical_devices('GPU')) or 'none'}; TensorFlow's oneDNN: "
               f"{os.environ.get('TF_ENABLE_ONEDNN_OPTS', 'its default')}",
               "- Versions: " + ", ".join(f"{k} {v}" for k, v in backend.versions().items()),
-              f"- Commit: {commit()}", ""]
+              f"- Commit: {history.commit_description()}", ""]
     return "\n".join(lines)
 
 
@@ -396,14 +409,6 @@ def cpu_generation():
     """", x86 family F model M": one cloud VM type ("AMD EPYC") runs on hosts whose peaks differ up to fivefold."""
     fields = history.cpu_fields()
     return f", x86 family {fields['cpu family']} model {fields['model']}" if "cpu family" in fields else ""
-
-
-def commit():
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                              cwd=Path(__file__).parent).stdout.strip() or "unknown"
-    except OSError:
-        return "unknown"
 
 
 def main(argv=None):

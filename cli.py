@@ -78,6 +78,12 @@ class OneLineErrorParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
+def markdown_table(header, rows):
+    """A Markdown table: the header's cells, then one line per row."""
+    lines = [header, ["---"] * len(header), *rows]
+    return "\n".join("| " + " | ".join(map(str, cells)) + " |" for cells in lines)
+
+
 def main(script, run, args, on_interrupt="interrupted", after_os_error=""):
     """Exit code of run(args) for the script named `script` (train.py, ...), as students meet it.
 

@@ -12,6 +12,7 @@ copyright (a derivative work of NIST's data sets); it is made available under
 the Creative Commons Attribution-Share Alike 3.0 licence, as in keras.datasets.mnist.
 """
 
+import contextlib
 import functools
 import hashlib
 import os
@@ -51,16 +52,34 @@ def _arrays_sha256(arrays):
     return digest.hexdigest()
 
 
-def write_npz_atomically(path, compress=True, **arrays):
-    """np.savez to a temporary name, then rename: readers never see a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp.npz")
+@contextlib.contextmanager
+def replacing(*paths):
+    """Temporary names beside `paths` to write the new files to (each keeps its path's suffixes: "m.weights.h5"
+    gets "m.tmp-PID.weights.h5"). On leaving without an error every file is flushed to disk, then each is moved
+    onto its path, in the order given: a reader sees the old files or the new ones, never half of one, and a save
+    interrupted at any point (even kill -9) leaves the old ones. On an error, the temporaries are removed."""
+    paths = [Path(path) for path in paths]
+    temporaries = []
+    for path in paths:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        stem, dot, suffixes = path.name.partition(".")
+        temporaries.append(path.with_name(f"{stem}.tmp-{os.getpid()}{dot}{suffixes}"))
     try:
-        (np.savez_compressed if compress else np.savez)(temporary, **arrays)
-        os.replace(temporary, path)
+        yield temporaries
+        for temporary in temporaries:
+            with open(temporary, "rb+") as f:
+                os.fsync(f.fileno())
+        for temporary, path in zip(temporaries, paths):
+            os.replace(temporary, path)
     finally:
-        temporary.unlink(missing_ok=True)
+        for temporary in temporaries:
+            temporary.unlink(missing_ok=True)
+
+
+def write_npz_atomically(path, compress=True, **arrays):
+    """np.savez, through `replacing`."""
+    with replacing(path) as (temporary,):
+        (np.savez_compressed if compress else np.savez)(temporary, **arrays)
 
 
 @functools.lru_cache(maxsize=1)
@@ -322,6 +341,18 @@ def xray_split_dirs(data_dir):
     return splits
 
 
+def _xray_files(split_dir, class_names):
+    """[(image file, label)] of one split, in name order, NORMAL first."""
+    return [(path, label) for label, name in enumerate(class_names)
+            for path in sorted(p for p in (split_dir / name).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)]
+
+
+def count_xrays(data_dir):
+    """(training images, test images) of a chest X-ray tree, without reading them."""
+    splits = xray_split_dirs(data_dir)
+    return tuple(len(_xray_files(*splits[split])) for split in ("train", "test"))
+
+
 def _xray_image(path, image_size):
     """One X-ray as (image_size, image_size) uint8 grayscale; DataError naming the file if Pillow cannot read it."""
     from PIL import Image, UnidentifiedImageError
@@ -346,11 +377,7 @@ def load_xrays(data_dir, image_size=128):
 
     splits = {}
     for split, (split_dir, class_names) in xray_split_dirs(data_dir).items():
-        paths, labels = [], []
-        for label, name in enumerate(class_names):
-            files = sorted(p for p in (split_dir / name).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-            paths += files
-            labels += [label] * len(files)
+        paths, labels = zip(*_xray_files(split_dir, class_names))
         with concurrent.futures.ThreadPoolExecutor(worker_count()) as pool:  # Pillow decodes outside the GIL
             images = np.stack(list(pool.map(lambda path: _xray_image(path, image_size), paths)))
         splits[split] = (images[..., None].astype(np.float32), np.array(labels, dtype=np.float32)[:, None])

@@ -13,9 +13,7 @@ reports. For a directory it also writes, beside its models/ folder:
 import collections
 import hashlib
 import json
-import os
 import statistics
-import subprocess
 import sys
 from pathlib import Path
 
@@ -29,13 +27,19 @@ import metrics
 import models
 import persistence
 import plots
-from cli import UsageError
+from cli import UsageError, markdown_table
 from metrics import print_model_error_rate  # noqa: F401  (the sheet's function, where the sheet's part 4.c uses it)
 
 ROOT = Path(__file__).resolve().parent
 PREDICT_BATCH_SIZE = 1000  # test images per predict call
-# What the README copies from RESULTS.md: its markers, and how the block (a table, the goal's line) starts there
-README_BLOCKS = {"results": "| model |", "ladder": "| rung |", "ladder-goal": "Goal: `"}
+# What `--readme` copies from RESULTS.md into the documents: {document: {marker: how the block starts in RESULTS.md}}
+GENERATED = {"README.md": {"results": "| model | sheet | error rate |"},
+             "README.fr.md": {"results": "| model | sheet | error rate |"},
+             "docs/ladder.md": {"ladder": "| rung |", "ladder-goal": "Goal: `"}}
+# README.fr.md's table in French: its header's words, and the sheets' names
+FRENCH = {"| model | sheet | error rate | over seeds | reference | difference | train time |":
+          "| modèle | TP | taux d'erreur | sur les graines | référence | écart | temps d'entraînement |",
+          "beyond the sheets": "au-delà des TP", " seeds) |": " graines) |"}
 NEAR_CHANCE_ERROR = 80.0  # % error: chance is 90%; a model trained on pixels 0..255 and fed /255 lands here
 
 
@@ -93,7 +97,7 @@ class Kept:
     An unchanged pair is then neither loaded nor evaluated again, and its figures are redrawn only if one is
     missing; `evaluate.py --redraw` ignores what was kept."""
 
-    VERSION = 1  # raise it when what evaluate_pair measures or draws changes
+    VERSION = 2  # raise it when what evaluate_pair measures or draws changes
 
     def __init__(self, path=None, ignore=False):
         self.path = Path(path or data.cache_dir() / "evaluations.json")
@@ -119,10 +123,8 @@ class Kept:
 
     def save(self):
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            temporary = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
-            temporary.write_text(json.dumps(self.entries))
-            os.replace(temporary, self.path)
+            with data.replacing(self.path) as (temporary,):
+                temporary.write_text(json.dumps(self.entries))
         except OSError:  # a cache that cannot be written costs time next run, nothing else
             pass
 
@@ -150,8 +152,7 @@ def evaluate_pair(filename, test_sets, normalize=None, data_dir=None, plots_dir=
         metrics.print_score(entry["accuracy"])
         warn_near_chance(filename, entry["normalize"], entry["accuracy"])
         return result_row(run, entry, config)
-    model = persistence.load_keras_model(filename)
-    recipe = models.recipe_for(model, run_history)
+    model, recipe, trained_normalize = persistence.load_run(filename, run_history)
     input_kind = models.input_kind_of(model, recipe)
     xray = None
     if input_kind == "xray":
@@ -165,8 +166,7 @@ def evaluate_pair(filename, test_sets, normalize=None, data_dir=None, plots_dir=
         metrics.print_xray_metrics(xray)
         matrix, class_names, misclassified = np.array(xray["confusion_matrix"]), list(data.XRAY_CLASSES), None
     else:
-        if normalize is None:
-            normalize = config.get("normalize", recipe.normalize if recipe else True)
+        normalize = trained_normalize if normalize is None else normalize
         # Compute in channels_last; the weights carry over unchanged (models.relayout).
         compute_model = models.compute_model(model)
         data_format = models.model_data_format(compute_model)
@@ -208,7 +208,8 @@ def result_row(run, entry, config):
 def draw_figures(plots_dir, run, run_history, matrix, class_names, misclassified):
     plots_dir.mkdir(parents=True, exist_ok=True)
     if run_history.get("epochs"):
-        plots.plot_history(run_history["epochs"], plots_dir / f"{run}_history.png", f"{run}: training history")
+        plots.plot_history(run_history["epochs"], plots_dir / f"{run}_history.png", f"{run}: training history",
+                           run_history.get("config", {}).get("validation", "test"))  # the sheets validate on the test
     plots.plot_confusion_matrix(matrix, plots_dir / f"{run}_confusion.png", f"{run}: confusion matrix (test set)",
                                 class_names)
     if misclassified is not None:
@@ -232,11 +233,6 @@ def format_reference(reference):
 
 def format_difference(difference):
     return "-" if difference is None else "within" if difference == 0 else f"{difference:+.2f}"
-
-
-def markdown_table(header, rows):
-    lines = [header, ["---"] * len(header), *rows]
-    return "\n".join("| " + " | ".join(map(str, cells)) + " |" for cells in lines)
 
 
 def results_table(rows):
@@ -270,6 +266,18 @@ def seed_spread(runs):
     return f"{statistics.mean(rates):.2f} ± {statistics.stdev(rates):.2f}% ({len(rates)} seeds)"
 
 
+def summary_table(rows):
+    """The READMEs' table: per model, its default-seed run's error rate, the spread over seeds, the reference."""
+    header = ["model", "sheet", "error rate", "over seeds", "reference", "difference", "train time"]
+    table = []
+    for name, runs in group_by_model(rows).items():
+        row = runs[0]
+        table.append([name, row["recipe"].sheet if row["recipe"] else "-", f"{row['error_rate']:.2f}%",
+                      seed_spread(runs), format_reference(row["reference"]), format_difference(row["difference"]),
+                      train_time(row)])
+    return markdown_table(header, table)
+
+
 def report_table(rows):
     """RESULTS.md's table: one row per model (its default-seed run), with the spread over seeds."""
     header = ["model", "sheet", "parameters", "epochs", "batch", "optimizer", "normalised", "test loss", "accuracy",
@@ -277,13 +285,12 @@ def report_table(rows):
     table = []
     for name, runs in group_by_model(rows).items():
         row, recipe, config = runs[0], runs[0]["recipe"], runs[0]["config"]
-        seconds = config.get("train_seconds")
         table.append([
             name, recipe.sheet if recipe else "-", f"{row['parameters']:,}", row["epochs"] or "?",
             config.get("batch_size", "?"), config.get("optimizer", "?"), "yes" if row["normalize"] else "no",
             f"{row['test_loss']:.4f}", f"{row['accuracy'] * 100:.2f}%", f"{row['error_rate']:.2f}%",
             seed_spread(runs), format_reference(row["reference"]), format_difference(row["difference"]),
-            f"{seconds:.0f} s" if seconds is not None else "-", history.trained_with(config) or "-",
+            train_time(row), history.trained_with(config) or "-",
         ])
     return markdown_table(header, table)
 
@@ -316,6 +323,12 @@ def recorded_seconds(runs):
     return [row["config"]["train_seconds"] for row in runs if row["config"].get("train_seconds") is not None]
 
 
+def train_time(row):
+    """A run's training time for a table: "300 s", or "-" when its history does not record it."""
+    seconds = recorded_seconds([row])
+    return f"{seconds[0]:.0f} s" if seconds else "-"
+
+
 def ladder_figure(rows, path):
     """results/plots/ladder.png: each rung's error rate (its seeds and their mean) and its training time."""
     groups = group_by_model(rows)
@@ -335,20 +348,9 @@ def parameters_table(rows):
     return markdown_table(["model", "layers with weights", "weights per layer", "total"], table)
 
 
-def commit_description():
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                                check=True).stdout.strip()
-        # the code's state; results/ is what this very command rewrites
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!results"],
-                               cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
-        return commit + (" (with uncommitted changes)" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown (not a git checkout)"
-
-
-def write_report(rows, path):
-    """RESULTS.md: the results table, notes on references, the part 3 table, machine and versions."""
+def write_report(rows, path, ladder=None):
+    """RESULTS.md: the results table, notes on references, the part 3 table, machine and versions; ladder: the
+    ladder's table (ladder_table), if every rung has been trained."""
     versions = backend.versions()
     notes = [f"- **{name}**: {runs[0]['recipe'].note}" for name, runs in group_by_model(rows).items()
              if runs[0]["recipe"] is not None and runs[0]["recipe"].note]
@@ -359,31 +361,33 @@ def write_report(rows, path):
     configs = [row["config"] for row in rows if row["config"]]
     devices = sorted({config.get("device", "?") for config in configs}) or ["?"]
     machines = sorted({config["machine"] for config in configs if config.get("machine")}) or ["unknown"]
-    total = sum(config.get("train_seconds", 0) for config in configs)
+    timed = recorded_seconds([row for row in rows if row["config"]])
     backends = collections.Counter(history.trained_with(config) for config in configs)
     text = "\n".join([
         "# Results", "",
         "Written by `python evaluate.py` from the pairs in models/ (trained by `python train.py`).",
         "Error rate: the default-seed (7) run on the 10,000 MNIST test images; *over seeds*: mean ± sample sd",
         "of all its runs; *difference*: how far the error rate lies outside the reference range.", "",
+        summary_table(rows), "", "All the columns:", "",
         report_table(rows), "",
-        *(ladder_section(rows) if ladder_table(rows) else []),
+        *(ladder_section(rows, ladder) if ladder else []),
         "## References", "", *sources, "",
         *(["## Notes", "", *notes, ""] if notes else []),
         "## Weights per layer (ARN sheet, part 3)", "", parameters_table(rows), "",
         "## Where these numbers come from", "",
         f"- Trained on: {'; '.join(machines)} ({', '.join(devices)}); evaluated on: {history.machine_description()}",
-        f"- Training time, all {len(configs)} runs: {total / 60:.1f} min",
+        f"- Training time, {'all' if len(timed) == len(configs) else f'the {len(timed)} of'} {len(configs)} runs"
+        f"{'' if len(timed) == len(configs) else ' that record it'}: {sum(timed) / 60:.1f} min",
         "- Trained with (Keras backend, device): " + "; ".join(f"{name}: {count} runs" for name, count in
                                                                sorted(backends.items())),
         f"- Evaluated with: Python {versions['python']}, {versions['backend']} {versions[versions['backend']]}, "
         f"Keras {versions['keras']}, NumPy {versions['numpy']}",
-        f"- Commit: {commit_description()}", "",
+        f"- Commit: {history.commit_description()}", "",
     ])
     Path(path).write_text(text)
 
 
-def ladder_section(rows):
+def ladder_section(rows, ladder):
     """RESULTS.md's lines on the ladder beyond the sheets: how it was chosen, its table, where it was trained."""
     groups = group_by_model(rows)
     rungs_by_machines = {}  # "machine; machine" -> the rungs whose seeds were trained there, in ladder order
@@ -398,7 +402,7 @@ def ladder_section(rows):
         "schedule, resampling, the third convolution, epochs) was made on those, and the test set was used once per "
         "run, after training (results/logs/ladder_choices.txt). *Gain*: how many points of error rate the rung's "
         "mean takes off the mean of the rung before it. Figure: plots/ladder.png.", "",
-        ladder_table(rows), "",
+        ladder, "",
         ladder_goal(groups[models.LADDER[-1]]), "",
         f"Trained on (train times are comparable within one machine only): {where}.", "",
     ]
@@ -408,9 +412,8 @@ def ladder_goal(runs):
     """One sentence: whether the last rung's runs meet the ladder's goal (models.LADDER_GOAL_ERROR as their mean
     error rate, each run trained in under models.LADDER_TIME_LIMIT minutes), and by how much they miss it."""
     goal, limit = models.LADDER_GOAL_ERROR, models.LADDER_TIME_LIMIT
-    # Three decimals: one test image in one of three runs moves the mean by 0.0033 points, and rounding drops only
-    # the float noise of the accuracies (best's 43 errors of 10,000 read back as 0.42999983%); the table's two
-    # decimals would call a mean of 0.403% "at most 0.40%".
+    # Three decimals: fine enough for one test image in one of three runs, coarse enough to drop the float noise of
+    # the accuracies; the table's two decimals would call a mean of 0.403% "at most 0.40%".
     mean = round(statistics.mean(row["error_rate"] for row in runs), 3)
     seconds = recorded_seconds(runs)
     longest = max(seconds, default=0) / 60
@@ -425,25 +428,39 @@ def ladder_goal(runs):
             f"Its {len(runs)} runs: {mean:.3f}% ({100 - mean:.3f}% accuracy), {times}.")
 
 
-def update_readme(report_path, readme=ROOT / "README.md"):
-    """Copy RESULTS.md's generated tables and the ladder's goal line between the README's markers
-    (<!-- results:start --> ...)."""
-    blocks = Path(report_path).read_text().split("\n\n")
-    text = readme.read_text()
-    for marker, opening in README_BLOCKS.items():
-        start, end = f"<!-- {marker}:start -->", f"<!-- {marker}:end -->"
-        generated = next((block for block in blocks if block.startswith(opening)), None)
-        if generated is None:
-            continue
-        if start not in text or end not in text:
-            raise UsageError(f"{readme}: no {start} ... {end} markers to fill")
-        head, rest = text.split(start, 1)
-        _, tail = rest.split(end, 1)
-        text = f"{head}{start}\n{generated}\n{end}{tail}"
-    readme.write_text(text)
+def generated_block(report_text, document, marker):
+    """The block of RESULTS.md (its text) that `document` shows between its `marker` markers, or None."""
+    opening = GENERATED[document][marker]
+    block = next((block for block in report_text.split("\n\n") if block.startswith(opening)), None)
+    if block is not None and document.endswith(".fr.md"):
+        for english, french in FRENCH.items():
+            block = block.replace(english, french)
+    return block
 
 
-def parse_args(argv=None):
+def update_readme(report_path, root=ROOT):
+    """Copy RESULTS.md's generated blocks between the documents' markers (<!-- results:start --> ...): the
+    results table into both READMEs (in French in README.fr.md), the ladder's table and goal line into
+    docs/ladder.md."""
+    report_text = Path(report_path).read_text()
+    for document, markers in GENERATED.items():
+        path = Path(root) / document
+        text = path.read_text()
+        for marker in markers:
+            start, end = f"<!-- {marker}:start -->", f"<!-- {marker}:end -->"
+            generated = generated_block(report_text, document, marker)
+            if generated is None:
+                continue
+            if start not in text or end not in text:
+                raise UsageError(f"{path}: no {start} ... {end} markers to fill")
+            head, rest = text.split(start, 1)
+            _, tail = rest.split(end, 1)
+            text = f"{head}{start}\n{generated}\n{end}{tail}"
+        path.write_text(text)
+
+
+def make_parser():
+    """The command line's parser (the docs test reads its flags)."""
     parser = cli.OneLineErrorParser(description="Evaluate saved json + h5 pairs on the test set and write "
                                                 "RESULTS.md and figures.")
     parser.add_argument("paths", nargs="*", default=[history.DEFAULT_OUT], metavar="PATH",
@@ -456,12 +473,17 @@ def parse_args(argv=None):
                         help="also print each model's trainable weights per layer (ARN sheet part 3)")
     parser.add_argument("--no-report", action="store_true", help="print only: no RESULTS.md, no figures")
     parser.add_argument("--readme", action="store_true",
-                        help="also copy RESULTS.md's table into README.md (for maintainers)")
+                        help="also copy RESULTS.md's tables into README.md, README.fr.md and docs/ladder.md "
+                             "(for maintainers)")
     parser.add_argument("--test-limit", type=int, metavar="N", help="evaluate on the first N test images only")
     parser.add_argument("--redraw", action="store_true",
                         help="evaluate every pair and draw every figure again, also those unchanged since the last "
                              "run (their numbers are kept in the project's cache otherwise)")
-    return parser.parse_args(argv)
+    return parser
+
+
+def parse_args(argv=None):
+    return make_parser().parse_args(argv)
 
 
 def run(args):
@@ -492,8 +514,9 @@ def run(args):
             print()
             print(parameters_table(rows))
         if report_dir is not None:
-            write_report(rows, report_dir / "RESULTS.md")
-            if ladder_table(rows):
+            ladder = ladder_table(rows)
+            write_report(rows, report_dir / "RESULTS.md", ladder)
+            if ladder:
                 ladder_figure(rows, report_dir / "plots" / "ladder.png")
             if args.readme:
                 update_readme(report_dir / "RESULTS.md")

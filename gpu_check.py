@@ -30,7 +30,8 @@ import hashlib, json, sys, time
 import backend, train
 model, seed, epochs, limit, out = json.loads(sys.argv[1])
 started = time.perf_counter()
-result = train.train_and_evaluate(model, out=out, seed=seed, epochs=epochs, train_limit=limit, verbose=0)
+result = train.train_and_evaluate(train.Settings.of(model, seed=seed, epochs=epochs, train_limit=limit), out=out,
+                                  verbose=0)
 weights = hashlib.sha256(b"".join(w.tobytes() for w in result["model"].get_weights())).hexdigest()[:16]
 print(json.dumps({"device": backend.describe(result["config"]["device"]), "seconds": time.perf_counter() - started,
                   "epochs": [row["seconds"] for row in result["history"]], "error_rate": result["error_rate"],
@@ -53,14 +54,19 @@ def one_run(name, model, seed, epochs, train_limit, out):
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def main(argv=None):
+def make_parser():
+    """The command line's parser (the docs test reads its flags)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--backends", default=",".join(BACKENDS), help="the backends to try, where installed")
     parser.add_argument("--train-limit", type=int, metavar="N", help="train on the first N images only (rehearsals)")
     parser.add_argument("--budget", type=float, default=420, help="seconds after which no new run starts")
     parser.add_argument("--log", default=str(ROOT / "results" / "logs" / "gpu_check.txt"), help="the log file")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv=None):
+    args = make_parser().parse_args(argv)
     started = time.perf_counter()
     lines = [f"# python gpu_check.py {' '.join(argv if argv is not None else sys.argv[1:])}".rstrip(),
              f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {platform.node()}, Python "

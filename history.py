@@ -10,7 +10,10 @@ import csv
 import json
 import os
 import platform
+import subprocess
 from pathlib import Path
+
+import data
 
 DEFAULT_OUT = "results"
 DEFAULT_SEED = 7  # the sheet's seed
@@ -21,13 +24,13 @@ def run_name(name, seed=DEFAULT_SEED):
 
 
 def write_history(filename, config, epochs_log, test):
-    """<filename>.history.json (config, per-epoch metrics, test result) and .history.csv (per epoch)."""
-    json_path = Path(f"{filename}.history.json")
-    json_path.write_text(json.dumps({"config": config, "epochs": epochs_log, "test": test}, indent=2) + "\n")
-    with open(f"{filename}.history.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(epochs_log[0]))
-        writer.writeheader()
-        writer.writerows(epochs_log)
+    """<filename>.history.json (config, per-epoch metrics, test result) and .history.csv (per epoch), atomically."""
+    with data.replacing(f"{filename}.history.json", f"{filename}.history.csv") as (json_path, csv_path):
+        json_path.write_text(json.dumps({"config": config, "epochs": epochs_log, "test": test}, indent=2) + "\n")
+        with open(csv_path, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(epochs_log[0]))
+            writer.writeheader()
+            writer.writerows(epochs_log)
 
 
 def read_history(filename):
@@ -37,6 +40,20 @@ def read_history(filename):
         return json.loads(path.read_text())
     except (OSError, ValueError):
         return None
+
+
+def commit_description():
+    """The code's commit ("1faaab3", plus " (with uncommitted changes)" when files outside results/, which the
+    scripts rewrite, differ from it), or "unknown" outside a git checkout."""
+    root = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
+                                check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!results"],
+                               cwd=root, capture_output=True, text=True, check=True).stdout.strip()
+        return commit + (" (with uncommitted changes)" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git checkout)"
 
 
 def cpu_fields():

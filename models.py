@@ -25,10 +25,8 @@ import data
 
 SHEET_FORMAT = "channels_first"  # INSAT: K.set_image_data_format('channels_first')
 # The layout every script computes in; saved pairs keep their recipe's (the sheet's channels_first). TensorFlow
-# runs channels_first convolutions on a CPU only where it uses oneDNN (by default Linux x86 with AVX-512 VNNI or
-# newer: not Apple silicon, not most laptops), and there 2.3x slower than channels_last
-# (results/logs/bench_a53d26f_avx512.md).
-# NVIDIA tensor cores prefer NHWC too.
+# runs channels_first convolutions on a CPU only where it uses oneDNN, and slower there (docs/models.md); NVIDIA
+# tensor cores prefer NHWC too.
 COMPUTE_DATA_FORMAT = "channels_last"
 
 
@@ -194,13 +192,10 @@ def ladder_cnn(pooling=False, dropout=False, bigger=False, batchnorm=False, augm
         layers then need no bias).
     augment: random rotation (up to 10 degrees), translation (10% of the image) and zoom (10%), active only in
         training, seeded like the rest (keras.utils.set_random_seed): the same seed gives the same images.
-    interpolation: how the augmentation layers resample. Keras's default, "bilinear", averages neighbouring
-        pixels, and three layers in a row blur the training digits (pixels above 0.9: 9.0% in the test images,
-        3.5% after the three layers; results/logs/ladder_choices.txt) while the test digits stay sharp;
-        "nearest" moves pixels without averaging them, so training and test images look alike.
+    interpolation: how the augmentation resamples: Keras's default "bilinear" averages neighbouring pixels,
+        "nearest" moves them (NearestAugmentation); what that does to the digits: docs/ladder.md.
     deeper: a third convolution, 64 filters 3x3 with "same" padding, on the 4x4 maps after the second pooling
-        (15% more multiply-adds, 5-8% more time a step; chosen on the holdout: results/logs/ladder_choices.txt,
-        choice 9).
+        (chosen on the holdout: docs/ladder.md).
     """
     filters, kernel = ((32, 64), (5, 5)) if bigger else ((64, 32), (3, 3))
     stack = [keras.Input(shape=_image_shape(data_format))]

@@ -20,12 +20,13 @@ interrupted save leaves the previous pair as it was.
 import hashlib
 import inspect
 import json
-import os
 from pathlib import Path
 
 import h5py
 import keras
 
+import data
+import history
 import models
 
 JSON_SUFFIX = ".json"
@@ -44,23 +45,13 @@ def pair_paths(filename):
     return Path(filename + JSON_SUFFIX), Path(filename + WEIGHTS_SUFFIX)
 
 
-def _fsync(path):
-    with open(path, "rb+") as f:
-        os.fsync(f.fileno())
-
-
 def save_keras_model(model, filename):
-    """Write model to filename.json + filename.weights.h5, atomically."""
+    """Write model to filename.json + filename.weights.h5, atomically (data.replacing: weights first, JSON last)."""
     json_path, weights_path = pair_paths(filename)
-    json_path.parent.mkdir(parents=True, exist_ok=True)
     # serialize model to JSON
     model_json = model.to_json()
-    tag = f".tmp-{os.getpid()}"
-    json_temporary = json_path.with_name(json_path.name + tag)
-    weights_temporary = weights_path.with_name(weights_path.name[: -len(WEIGHTS_SUFFIX)] + tag + WEIGHTS_SUFFIX)
-    try:
-        with open(json_temporary, "w") as json_file:
-            json_file.write(model_json)
+    with data.replacing(weights_path, json_path) as (weights_temporary, json_temporary):
+        json_temporary.write_text(model_json)
         # serialize weights to HDF5; through an uncompiled copy, so the file holds the layers' weights only:
         # a compiled model adds its optimizer's slots, 2x more for adam
         weights_only = _model_from_config(json.loads(model_json))
@@ -68,13 +59,6 @@ def save_keras_model(model, filename):
         weights_only.save_weights(weights_temporary)
         with h5py.File(weights_temporary, "a") as f:
             f.attrs[PAIR_HASH_ATTRIBUTE] = hashlib.sha256(model_json.encode()).hexdigest()
-        _fsync(json_temporary)
-        _fsync(weights_temporary)
-        os.replace(weights_temporary, weights_path)
-        os.replace(json_temporary, json_path)
-    finally:
-        for temporary in (json_temporary, weights_temporary):
-            temporary.unlink(missing_ok=True)
 
 
 def load_keras_model(filename, compile=True):
@@ -123,6 +107,20 @@ def load_keras_model(filename, compile=True):
     if compile:
         _compile_like_recipe(loaded_model)
     return loaded_model
+
+
+def load_run(filename, run_history=None):
+    """A trained pair and what its run recorded: (compiled model, recipe or None, normalize).
+
+    The recipe is the one its history names, else its model's name (models.recipe_for); normalize is whether it
+    takes pixels /255: what it was trained with (its history), else its recipe's choice, else yes.
+    run_history: the pair's history, if the caller has read it already.
+    """
+    model = load_keras_model(filename)
+    run_history = (history.read_history(filename) or {}) if run_history is None else run_history
+    recipe = models.recipe_for(model, run_history)
+    normalize = run_history.get("config", {}).get("normalize", recipe.normalize if recipe else True)
+    return model, recipe, normalize
 
 
 def _model_from_config(config):

@@ -10,22 +10,36 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 
-def plot_history(epochs_log, path, title):
-    """Loss and accuracy per epoch, train and validation: the sheet's 'graphique de l'historique'."""
+# What a run validated on (its history's config["validation"]): the legend's words, and the title's
+VALIDATION_DATA = {"test": ("test set", "validation data: the test images, as the sheets do"),
+                   "holdout": ("held-out images",
+                               "validation data: the last 5,000 training images, held out of training"),
+                   "none": (None, "no validation data: every training image is trained on")}
+
+
+def plot_history(epochs_log, path, title, validation="test"):
+    """Loss and accuracy per epoch, train and validation: the sheet's 'graphique de l'historique'.
+
+    validation: what the run validated on, a key of VALIDATION_DATA (the sheets: the test set), named in the
+    legend and the title. Returns the title."""
     epochs = [row["epoch"] for row in epochs_log]
+    has_validation = "val_loss" in epochs_log[0]
     figure, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     for axis, metric in zip(axes, ("loss", "accuracy")):
-        axis.plot(epochs, [row[metric] for row in epochs_log], "o-", label=f"train {metric}")
-        if f"val_{metric}" in epochs_log[0]:
-            axis.plot(epochs, [row[f"val_{metric}"] for row in epochs_log], "s-", label=f"validation (test) {metric}")
+        axis.plot(epochs, [row[metric] for row in epochs_log], "o-", label=f"training {metric}")
+        if has_validation:
+            axis.plot(epochs, [row[f"val_{metric}"] for row in epochs_log], "s-",
+                      label=f"validation {metric} ({VALIDATION_DATA[validation][0]})")
         axis.set_xlabel("epoch")
         axis.set_ylabel(metric)
         axis.grid(alpha=0.3)
-        axis.legend()
+        axis.legend(fontsize=8)
+    title = f"{title}\n{VALIDATION_DATA[validation][1]}"
     figure.suptitle(title)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
+    return title
 
 
 def confusion_matrix(labels, predictions, num_classes):

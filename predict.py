@@ -87,24 +87,26 @@ def predict(model, images, normalize=True, recipe=None):
     return model.predict(inputs, verbose=0)
 
 
-def parse_args(argv=None):
+def make_parser():
+    """The command line's parser (the docs test reads its flags)."""
     parser = cli.OneLineErrorParser(description="Classify photos or scans of handwritten digits with a trained pair.")
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files, one digit each")
     parser.add_argument("--model", default=DEFAULT_MODEL, help="registry name of a trained MNIST model")
     parser.add_argument("--pair", metavar="PATH", help="a pair filename without extension (overrides --model)")
     parser.add_argument("--show", action="store_true", help="save the 28x28 image the model saw as IMAGE_28x28.png "
                                                            "in the current directory")
-    return parser.parse_args(argv)
+    return parser
+
+
+def parse_args(argv=None):
+    return make_parser().parse_args(argv)
 
 
 def run(args):
     pair = Path(args.pair) if args.pair else default_pair(args.model)
-    model = persistence.load_keras_model(pair)
-    run_history = history.read_history(pair) or {}
-    recipe = models.recipe_for(model, run_history)
+    model, recipe, normalize = persistence.load_run(pair)
     if recipe is None or recipe.input_kind not in ("image", "flat", "hog"):
         raise UsageError(f"{pair}: not an MNIST digit model")
-    normalize = run_history.get("config", {}).get("normalize", recipe.normalize)
     model = models.compute_model(model)  # once, not per image
     failures = 0
     for path in args.images:

@@ -9,10 +9,12 @@ and writes under --out (default results/):
     models/<run>.history.json, .history.csv      per-epoch metrics and seconds (see history.py)
 where <run> is the model name, plus "_seed<N>" when --seed is not 7.
 
-Read train_and_evaluate first: settings, model, data, model.fit, test, save.
+Read Settings.of first (what a run is given, checked), then train_and_evaluate: model, data, model.fit, test,
+save.
 """
 
 import contextlib
+import dataclasses
 import json
 import os
 import sys
@@ -20,7 +22,7 @@ import time
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Optional
 
 import numpy as np
 
@@ -38,136 +40,163 @@ import keras  # noqa: E402  (after cli, see above)
 
 PRECISIONS = {"fp32": "float32", "bf16": "mixed_bfloat16"}
 # At most this many batches per call of Keras's compiled training step: the same arithmetic with fewer trips
-# through Python between batches; measured 8-15% faster for the medium CNN (results/logs/bench_a53d26f_avx512.md).
-# Progress bars and on_batch_end callbacks then update once per call. Not under --distribute: Keras 3.15's multi-step
-# call fails inside TensorFlow's MirroredStrategy (an unfed placeholder in its while loop).
+# through Python between batches (timed in docs/speed.md). Progress bars and on_batch_end callbacks then update once
+# per call. Not under --distribute: Keras 3.15's multi-step call fails inside TensorFlow's MirroredStrategy.
 STEPS_PER_CALL = 50
-# What the history's "config" records: the settings a reader of results needs.
-HISTORY_KEYS = ("model", "seed", "epochs", "batch_size", "normalize", "optimizer", "learning_rate", "input_kind",
-                "validation",
-                "train_images", "test_images", "device", "compute_data_format", "precision", "slice_size",
-                "steps_per_call", "replicas", "train_seconds", "resumed_at_epoch", "data_dir", "machine", "versions")
 # What a --resume must share with the interrupted run: all that decides its numbers.
 RESUME_KEYS = ("model", "seed", "epochs", "batch_size", "normalize", "learning_rate", "precision", "slice_size",
                "train_images", "test_images", "data_dir")
 
 
-def train_and_evaluate(name, out=DEFAULT_OUT, epochs=None, batch_size=None, seed=DEFAULT_SEED, normalize=None,
-                       device="auto", data_format=None, data_dir=None, train_limit=None, test_limit=None,
-                       resume=False, precision="fp32", distribute=False, slice_size=None, learning_rate=None,
-                       steps_per_call=STEPS_PER_CALL, verbose="auto", callbacks=()):
-    """Train recipe `name` (overrides: epochs, batch_size, normalize, learning_rate), test it, save it.
+@dataclass(frozen=True)
+class Settings:
+    """Everything that decides a training run: its recipe's values with the flags' overrides, and where it runs.
 
-    data_dir: the chest X-ray tree, for the pneumonia recipe only.
-    train_limit / test_limit keep only the first MNIST images (quick trials, tests).
-    After every epoch the run's state goes to OUT/checkpoints/<run>.npz; resume=True
-    continues from it, and ends with the weights an uninterrupted run would have.
-    precision "bf16" computes in bfloat16 (Keras's mixed_bfloat16: CPUs with AVX-512 BF16
-    or AMX, GPU tensor cores) and still saves float32 weights.
-    distribute=True trains data-parallel on every visible GPU (or every CPU device
-    without one): TensorFlow's MirroredStrategy, or Keras's DataParallel on JAX
-    (see backend.Replicas); batch_size is per replica, so the global batch is
-    batch_size x replicas.
-    slice_size: compute each batch's gradient over slices of this many images, then take one optimizer step
-    (Keras's gradient accumulation); None or 0: whole batches, as the sheets train.
-    steps_per_call: at most this many batches per compiled Keras call (never across an epoch).
-    Returns a dict: run, model (in the sheet's layout), history, test_loss, test_accuracy,
-    error_rate, filename, train_seconds, config (the history's), metrics (pneumonia's, else None).
+    Build it with Settings.of, which fills in the recipe and checks every value (UsageError for what cannot work);
+    the run's history records it as it is, plus its training time. From Python, for instance in a notebook:
+
+        import train
+        result = train.train_and_evaluate(train.Settings.of("large", epochs=3, seed=8))
     """
-    recipe = models.MODELS[name]
-    settings = resolve_settings(recipe, epochs=epochs, batch_size=batch_size, seed=seed, normalize=normalize,
-                                data_format=data_format, data_dir=data_dir, train_limit=train_limit,
-                                test_limit=test_limit, resume=resume, precision=precision, distribute=distribute,
-                                slice_size=slice_size, learning_rate=learning_rate, steps_per_call=steps_per_call)
-    filename = Path(out) / "models" / history.run_name(name, seed)
+
+    model: str
+    seed: int
+    epochs: int
+    batch_size: int  # the global batch: --batch-size times the replicas under --distribute
+    normalize: bool  # pixels /255
+    optimizer: str
+    learning_rate: Optional[float]  # None: Keras's default for the optimizer; with a schedule: its peak
+    input_kind: str  # image, flat, hog, xray
+    validation: str  # test, holdout or none
+    train_images: int
+    test_images: int
+    train_limit: Optional[int]
+    test_limit: Optional[int]
+    data_dir: Optional[str]  # the chest X-ray tree
+    compute_data_format: Optional[str]  # None: no convolution
+    precision: str
+    slice_size: Optional[int]  # None: whole batches
+    steps_per_call: int
+    device: str  # where it trains: cpu or gpu
+    replicas: int
+    resume: bool
+    machine: str
+    versions: dict
+
+    @classmethod
+    def of(cls, name, *, seed=DEFAULT_SEED, epochs=None, batch_size=None, normalize=None, learning_rate=None,
+           precision="fp32", slice_size=None, device="auto", distribute=False, data_dir=None, train_limit=None,
+           test_limit=None, resume=False, steps_per_call=STEPS_PER_CALL):
+        """The settings of a run of recipe `name`; the other arguments override the recipe (None: the recipe's).
+
+        train_limit / test_limit keep only the first MNIST images (quick trials, tests). precision "bf16"
+        computes in bfloat16 and still saves float32 weights. slice_size: compute each batch's gradient over
+        slices of this many images, one optimizer step per batch. device: auto, cpu or gpu. distribute: train
+        data-parallel on every GPU (backend.replicas_scope), batch_size per replica. resume: continue from the
+        run's checkpoint. steps_per_call: at most this many batches per compiled Keras call.
+        """
+        if name not in models.MODELS:
+            raise UsageError(f"--model {name}: unknown; choose one of: {', '.join(models.MODELS)}")
+        recipe = models.MODELS[name]
+        epochs = recipe.epochs if epochs is None else epochs
+        batch_size = recipe.batch_size if batch_size is None else batch_size
+        if epochs < 1 or batch_size < 1:
+            raise UsageError("--epochs and --batch-size must be at least 1")
+        if learning_rate is not None and not learning_rate > 0:
+            raise UsageError(f"--learning-rate {learning_rate}: give a positive number, e.g. 0.001")
+        if precision not in PRECISIONS:
+            raise UsageError(f"--precision {precision}: choose one of {', '.join(PRECISIONS)}")
+        if slice_size is not None and slice_size < 0:
+            raise UsageError(f"--slice-size {slice_size}: give a number of images, or 0 for whole batches")
+        if recipe.input_kind == "xray":
+            if data_dir is None:
+                raise UsageError(f"--model {name} needs --data-dir DIR; {data.XRAY_LAYOUT}")
+            train_images, test_images = data.count_xrays(data_dir)
+        else:
+            train_images = data.MNIST_TRAIN_IMAGES - (data.HOLDOUT_IMAGES if recipe.validation == "holdout" else 0)
+            train_images = min(train_limit or train_images, train_images)
+            test_images = min(test_limit or data.MNIST_TEST_IMAGES, data.MNIST_TEST_IMAGES)
+        slice_size = slice_size if slice_size and slice_size < batch_size else None
+        if slice_size:  # Keras averages the slices' gradients: equal slices of whole batches
+            if distribute or recipe.input_kind == "xray":
+                raise UsageError("--slice-size works for the MNIST recipes, without --distribute; drop one of them")
+            if batch_size % slice_size or train_images % batch_size:
+                raise UsageError(f"--slice-size {slice_size}: slices must split every batch evenly: choose a "
+                                 f"divisor of the batch size {batch_size}, and a --train-limit that is a multiple "
+                                 f"of it ({train_images:,} images now)")
+        device = backend.resolve_device(device)
+        replicas = backend.replica_count(device) if distribute else 1
+        batch_size *= replicas
+        steps_per_epoch = -(-train_images // (slice_size or batch_size))
+        several = backend.steps_per_call_allowed() and not distribute
+        return cls(model=name, seed=seed, epochs=epochs, batch_size=batch_size,
+                   normalize=recipe.normalize if normalize is None else normalize, optimizer=recipe.optimizer,
+                   learning_rate=recipe.learning_rate if learning_rate is None else learning_rate,
+                   input_kind=recipe.input_kind, validation=recipe.validation, train_images=train_images,
+                   test_images=test_images, train_limit=train_limit, test_limit=test_limit,
+                   data_dir=str(data_dir) if data_dir else None,
+                   compute_data_format=None if recipe.data_format is None else models.COMPUTE_DATA_FORMAT,
+                   precision=precision, slice_size=slice_size,
+                   steps_per_call=steps_per_execution(steps_per_epoch, steps_per_call) if several else 1,
+                   device=device, replicas=replicas, resume=resume, machine=history.machine_description(),
+                   versions=backend.versions())
+
+    @property
+    def recipe(self):
+        return models.MODELS[self.model]
+
+    @property
+    def batches_per_epoch(self):
+        return -(-self.train_images // self.batch_size)
+
+
+def train_and_evaluate(settings, out=DEFAULT_OUT, verbose="auto", callbacks=()):
+    """Train a run (Settings.of(...)), test it, save its pair and history under out/models/.
+
+    After every epoch the run's state goes to out/checkpoints/<run>.npz; settings.resume continues from it, and
+    ends with the weights an uninterrupted run would have. verbose: Keras's (auto: a progress bar on a terminal,
+    one line per epoch otherwise). Returns a dict: run, model (in the sheet's layout), history, test_loss,
+    test_accuracy, error_rate, filename, train_seconds, config (the history's), metrics (pneumonia's, else None).
+    """
+    filename = Path(out) / "models" / history.run_name(settings.model, settings.seed)
     check_writable(filename.parent)
-    settings["device"], on_device = backend.use_device(device)
-
     # Same seed, same machine: bit-identical weights (seeded init, shuffling and dropout; deterministic kernels).
-    keras.utils.set_random_seed(seed)
+    keras.utils.set_random_seed(settings.seed)
     backend.enable_determinism()
-    replicas = backend.Replicas(settings["device"]) if distribute else None
-    if replicas is not None:
-        settings["replicas"] = replicas.count
-        settings["batch_size"] *= replicas.count  # batch_size is per replica: the global batch
-    with on_device, replicas.scope() if replicas else contextlib.nullcontext():
-        prepared = PREPARE[recipe.input_kind](recipe, settings, data_dir, train_limit, test_limit)
-        model = build_model(recipe, settings)
+    parallel = backend.replicas_scope(settings.device) if settings.replicas > 1 else contextlib.nullcontext()
+    with backend.on_device(settings.device), parallel:
+        prepared = PREPARE[settings.input_kind](settings)
+        model = build_model(settings)
         checkpoint = Checkpoint(Path(out) / "checkpoints" / f"{filename.name}.npz", settings)
-        epochs_log = checkpoint.restore(model) if resume else []
-        if resume:
-            settings["resumed_at_epoch"] = len(epochs_log)
-            print(f"Resuming {filename.name} after epoch {len(epochs_log)}/{settings['epochs']} from "
-                  f"{checkpoint.path}", flush=True)
-        several = backend.steps_per_call_allowed() and replicas is None
-        settings["steps_per_call"] = model.steps_per_execution = (
-            steps_per_execution(prepared.steps_per_epoch, settings["steps_per_call"]) if several else 1)
-
-        model.fit(**prepared.fit_arguments(first_epoch=len(epochs_log)), epochs=settings["epochs"],
+        epochs_log = checkpoint.restore(model) if settings.resume else []
+        resumed_at = len(epochs_log) if settings.resume else None
+        if settings.resume:
+            print(f"Resuming {filename.name} after epoch {resumed_at}/{settings.epochs} from {checkpoint.path}",
+                  flush=True)
+        model.steps_per_execution = settings.steps_per_call
+        model.fit(**prepared.fit_arguments(first_epoch=len(epochs_log)), epochs=settings.epochs,
                   callbacks=[keras.callbacks.TerminateOnNaN(), EpochRecorder(epochs_log, checkpoint), *callbacks],
                   verbose=(1 if sys.stdout.isatty() else 2) if verbose == "auto" else verbose)
-        if len(epochs_log) < settings["epochs"]:
+        if len(epochs_log) < settings.epochs:
             kept = f"; the last good epoch ({len(epochs_log)}) is kept in {checkpoint.path}" if epochs_log else ""
             raise UsageError(f"the loss became NaN or infinite in epoch {len(epochs_log) + 1}{kept}; nothing was "
                              "saved. Normalise the inputs (drop --no-normalize) or lower the learning rate")
-
         test_loss, test_accuracy, extra_metrics = prepared.test(model)  # prints the sheet's two lines
-    saved = models.relayout(model, recipe.data_format, float32=True)  # the sheet's layout, float32, in the JSON
+    saved = models.relayout(model, settings.recipe.data_format, float32=True)  # the sheet's layout, float32
     persistence.save_keras_model(saved, filename)
-    settings["train_seconds"] = round(sum(row["seconds"] for row in epochs_log), 2)
+    config = {**dataclasses.asdict(settings), "train_seconds": round(sum(row["seconds"] for row in epochs_log), 2),
+              "resumed_at_epoch": resumed_at}
     test = {"loss": test_loss, "accuracy": test_accuracy, "error_rate": 100 - test_accuracy * 100,
             **({"metrics": extra_metrics} if extra_metrics else {})}
-    config = {key: settings[key] for key in HISTORY_KEYS}
     history.write_history(filename, config, epochs_log, test)
     checkpoint.delete()
     return {"run": filename.name, "model": saved, "history": epochs_log, "test_loss": test_loss,
             "test_accuracy": test_accuracy, "error_rate": test["error_rate"], "filename": filename,
-            "train_seconds": settings["train_seconds"], "config": config, "metrics": extra_metrics}
+            "train_seconds": config["train_seconds"], "config": config, "metrics": extra_metrics}
 
 
 # ----------------------------------------------------------------------------
-# Settings, device, model
-
-
-def resolve_settings(recipe, *, epochs, batch_size, seed, normalize, data_format, data_dir, train_limit, test_limit,
-                     resume, precision, distribute, slice_size, learning_rate, steps_per_call):
-    """The run's settings in one dict: the recipe's, overridden by the flags given; UsageError for what cannot work."""
-    epochs = recipe.epochs if epochs is None else epochs
-    batch_size = recipe.batch_size if batch_size is None else batch_size
-    if epochs < 1 or batch_size < 1:
-        raise UsageError("--epochs and --batch-size must be at least 1")
-    if learning_rate is not None and not learning_rate > 0:
-        raise UsageError(f"--learning-rate {learning_rate}: give a positive number, e.g. 0.001")
-    if recipe.input_kind == "xray" and data_dir is None:
-        raise UsageError(f"--model {recipe.name} needs --data-dir DIR; {data.XRAY_LAYOUT}")
-    if precision not in PRECISIONS:
-        raise UsageError(f"--precision {precision}: choose one of {', '.join(PRECISIONS)}")
-    if slice_size is not None and slice_size < 0:
-        raise UsageError(f"--slice-size {slice_size}: give a number of images, or 0 for whole batches")
-    mnist = recipe.input_kind != "xray"  # the X-ray tree's counts are known once it is read
-    train_images = data.MNIST_TRAIN_IMAGES - (data.HOLDOUT_IMAGES if recipe.validation == "holdout" else 0)
-    train_images = min(train_limit or train_images, train_images)
-    if slice_size and slice_size < batch_size:  # Keras averages the slices' gradients: equal slices, whole batches
-        if distribute or not mnist:
-            raise UsageError("--slice-size works for the MNIST recipes, without --distribute; drop one of them")
-        if batch_size % slice_size or train_images % batch_size:
-            raise UsageError(f"--slice-size {slice_size}: slices must split every batch evenly: choose a divisor "
-                             f"of the batch size {batch_size}, and a --train-limit that is a multiple of it "
-                             f"({train_images:,} images now)")
-    return {
-        "model": recipe.name, "seed": seed, "epochs": epochs, "batch_size": batch_size,
-        "normalize": recipe.normalize if normalize is None else normalize, "optimizer": recipe.optimizer,
-        "learning_rate": recipe.learning_rate if learning_rate is None else learning_rate,  # None: Keras's default
-        "input_kind": recipe.input_kind, "validation": recipe.validation,
-        "train_images": train_images if mnist else None,
-        "test_images": min(test_limit or data.MNIST_TEST_IMAGES, data.MNIST_TEST_IMAGES) if mnist else None,
-        "device": None,  # backend.use_device's answer
-        "compute_data_format": None if recipe.data_format is None else data_format or models.COMPUTE_DATA_FORMAT,
-        "precision": precision, "slice_size": slice_size if slice_size and slice_size < batch_size else None,
-        "steps_per_call": steps_per_call, "replicas": 1, "train_seconds": None, "resumed_at_epoch": None,
-        "data_dir": str(data_dir) if data_dir else None, "machine": history.machine_description(),
-        "versions": backend.versions(),
-    }
+# The output directory, the model
 
 
 def check_writable(directory):
@@ -183,23 +212,23 @@ def check_writable(directory):
                          f"cannot write there ({error.strerror}); choose another directory") from None
 
 
-def build_model(recipe, settings):
+def build_model(settings):
     """The recipe's compiled model, in the layout and precision it computes in (the global policy restored).
 
     With slices, Keras's optimizer accumulates the gradients of batch_size / slice_size steps of one slice each and
     applies their mean once: the whole batch's mean gradient, one optimizer step per batch, as the sheets train;
     only the order of the float additions differs, and each Dropout layer draws its masks slice by slice.
     """
-    total_steps = settings["epochs"] * -(-settings["train_images"] // settings["batch_size"])  # for a schedule
-    accumulate = settings["batch_size"] // settings["slice_size"] if settings["slice_size"] else None
-    keras.mixed_precision.set_global_policy(PRECISIONS[settings["precision"]])
+    accumulate = settings.batch_size // settings.slice_size if settings.slice_size else None
+    keras.mixed_precision.set_global_policy(PRECISIONS[settings.precision])
     try:
-        model = models.build_model(recipe.name, data_format=settings["compute_data_format"], total_steps=total_steps,
-                                   learning_rate=settings["learning_rate"], gradient_accumulation_steps=accumulate)
+        model = models.build_model(settings.model, data_format=settings.compute_data_format,
+                                   total_steps=settings.epochs * settings.batches_per_epoch,  # for a schedule
+                                   learning_rate=settings.learning_rate, gradient_accumulation_steps=accumulate)
     finally:
         keras.mixed_precision.set_global_policy("float32")  # later models (and the saved one) are float32
     if accumulate and any(isinstance(layer, keras.layers.BatchNormalization) for layer in model.layers):
-        raise UsageError(f"--slice-size: {recipe.name} has BatchNormalization, whose statistics slicing would "
+        raise UsageError(f"--slice-size: {settings.model} has BatchNormalization, whose statistics slicing would "
                          "change; train it in whole batches")
     return model
 
@@ -223,58 +252,55 @@ class Prepared:
 
     fit_arguments: Callable[..., dict]  # first_epoch -> model.fit's keyword arguments
     test: Callable  # model -> (test loss, test accuracy, extra metrics or None)
-    steps_per_epoch: int
 
     @classmethod
     def of(cls, settings, training, validation, test):
         """training: arrays indexed alike (inputs, labels[, sample weights]), each epoch in data.epoch_order, in
         batches, or in slices of slice_size images when the run has slices; validation: (inputs, labels) or None."""
-        size, images = settings["slice_size"] or settings["batch_size"], len(training[0])
-        steps_per_epoch = -(-images // size)
+        size, images = settings.slice_size or settings.batch_size, len(training[0])
 
         def fit_arguments(first_epoch):
             def orders():
-                return (data.epoch_order(images, settings["seed"], epoch)
-                        for epoch in range(first_epoch, settings["epochs"]))
+                return (data.epoch_order(images, settings.seed, epoch) for epoch in range(first_epoch, settings.epochs))
 
-            return {"x": backend.training_data(training, size, orders), "steps_per_epoch": steps_per_epoch,
+            return {"x": backend.training_data(training, size, orders), "steps_per_epoch": -(-images // size),
                     "initial_epoch": first_epoch, "validation_data": validation,
-                    "validation_batch_size": settings["batch_size"] if validation else None, "shuffle": False}
+                    "validation_batch_size": settings.batch_size if validation else None, "shuffle": False}
 
-        return cls(fit_arguments, test, steps_per_epoch)
+        return cls(fit_arguments, test)
 
 
-def prepare_mnist(recipe, settings, data_dir, train_limit, test_limit):
+def prepare_mnist(settings):
     """get_data_mnist as the recipe prepares it (images, flat rows or HOG features), in the compute layout.
 
     Validation: the test set, as the INSAT sheet does (it decides nothing: it is only watched); for recipes
     whose choices are made on data (validation="holdout"), the last 5,000 training images; "none": all 60,000
     training images are trained on and nothing is validated (once every choice is made).
     """
-    (X_train, y_train), (X_test, y_test), _ = data.get_data_mnist(settings["normalize"])
-    if recipe.validation == "holdout":
+    (X_train, y_train), (X_test, y_test), _ = data.get_data_mnist(settings.normalize)
+    if settings.validation == "holdout":
         (X_train, y_train), (X_valid, y_valid) = data.holdout_split(X_train, y_train)
-    X_train, y_train = X_train[:train_limit], y_train[:train_limit]
-    X_test, y_test = X_test[:test_limit], y_test[:test_limit]
+    X_train, y_train = X_train[:settings.train_images], y_train[:settings.train_images]
+    X_test, y_test = X_test[:settings.test_images], y_test[:settings.test_images]
 
     def prepare(images):
-        return data.prepare_inputs(images, recipe.input_kind, settings["compute_data_format"], **recipe.input_options)
+        return data.prepare_inputs(images, settings.input_kind, settings.compute_data_format,
+                                   **settings.recipe.input_options)
 
     x_train, x_test = prepare(X_train), prepare(X_test)
-    if recipe.validation == "holdout":
-        validation = (prepare(X_valid[:test_limit]), y_valid[:test_limit])
+    if settings.validation == "holdout":
+        validation = (prepare(X_valid[:settings.test_limit]), y_valid[:settings.test_limit])
     else:
-        validation = (x_test, y_test) if recipe.validation == "test" else None
+        validation = (x_test, y_test) if settings.validation == "test" else None
     return Prepared.of(settings, (x_train, y_train), validation,
                        lambda model: (*metrics.print_model_error_rate(model, x_test, y_test), None))
 
 
-def prepare_xray(recipe, settings, data_dir, train_limit, test_limit):
+def prepare_xray(settings):
     """The chest X-ray tree as arrays; class weights from the training counts, as the ARN notebook does."""
-    splits = data.load_xrays(data_dir)
+    splits = data.load_xrays(settings.data_dir)
     (x_train, y_train), (x_test, y_test) = splits["train"], splits["test"]
     counts = [int(np.sum(y_train == label)) for label in (0, 1)]
-    settings["train_images"], settings["test_images"] = len(x_train), len(x_test)
     weights = np.array([data.class_weights(counts)[int(label)] for label in y_train[:, 0]], dtype=np.float32)
 
     def test(model):
@@ -316,7 +342,7 @@ class Checkpoint:
 
     def __init__(self, path, settings):
         self.path = Path(path)
-        self.settings = {key: settings[key] for key in RESUME_KEYS}
+        self.settings = {key: getattr(settings, key) for key in RESUME_KEYS}
 
     def save(self, model, epochs_log):
         arrays = {f"model_{i}": v.numpy() for i, v in enumerate(model.variables)}
@@ -357,7 +383,8 @@ class Checkpoint:
 # Command line
 
 
-def parse_args(argv=None):
+def make_parser():
+    """The command line's parser (the docs test reads its flags)."""
     names = list(models.MODELS)
     parser = cli.OneLineErrorParser(description="Train a model of the INSAT TP3 / HEIG-VD ARN PW4 lab sheets with "
                                                 "its sheet recipe; flags override the recipe.")
@@ -395,6 +422,12 @@ def parse_args(argv=None):
     parser.add_argument("--resume", action="store_true",
                         help="continue an interrupted run from its last finished epoch (same flags as before)")
     parser.add_argument("--quiet", action="store_true", help="no per-epoch progress output")
+    return parser
+
+
+def parse_args(argv=None):
+    parser = make_parser()
+    names = list(models.MODELS)
     args = parser.parse_args(argv)
     if args.model == "all":
         args.models = [n for n in names if models.MODELS[n].sheet != models.BEYOND
@@ -406,9 +439,6 @@ def parse_args(argv=None):
     for name in args.models:
         if name not in models.MODELS:
             parser.error(f"argument --model: unknown model {name!r}; choose one of: {', '.join(names)}, all, ladder")
-    if args.slice_size is not None and args.slice_size < 0:
-        parser.error(f"argument --slice-size: {args.slice_size} is negative; give a number of images, or 0 for "
-                     "whole batches")
     try:
         args.seeds = [int(seed) for seed in args.seeds.split(",")] if args.seeds else [args.seed]
     except ValueError:
@@ -418,16 +448,15 @@ def parse_args(argv=None):
 
 def run(args):
     started = time.perf_counter()
-    print(backend.describe(backend.use_device(args.device)[0]), flush=True)
-    runs = [(name, seed) for name in args.models for seed in args.seeds]
-    for name, seed in runs:
+    overrides = {key: getattr(args, key) for key in ("epochs", "batch_size", "normalize", "learning_rate", "precision",
+                                                      "slice_size", "device", "distribute", "data_dir", "train_limit",
+                                                      "test_limit", "resume")}
+    runs = [Settings.of(name, seed=seed, **overrides) for name in args.models for seed in args.seeds]  # all checked
+    print(backend.describe(runs[0].device), flush=True)
+    for settings in runs:
         if len(runs) > 1:
-            print(f"== {history.run_name(name, seed)}", flush=True)
-        train_and_evaluate(name, out=args.out, epochs=args.epochs, batch_size=args.batch_size, seed=seed,
-                           normalize=args.normalize, device=args.device, data_dir=args.data_dir,
-                           train_limit=args.train_limit, test_limit=args.test_limit, resume=args.resume,
-                           precision=args.precision, distribute=args.distribute, slice_size=args.slice_size,
-                           learning_rate=args.learning_rate, verbose=0 if args.quiet else "auto")
+            print(f"== {history.run_name(settings.model, settings.seed)}", flush=True)
+        train_and_evaluate(settings, out=args.out, verbose=0 if args.quiet else "auto")
     if len(runs) > 1:
         print(f"Trained {len(runs)} runs in {time.perf_counter() - started:.0f} s; "
               f"now: python evaluate.py {args.out if args.out != DEFAULT_OUT else ''}".rstrip())

@@ -29,14 +29,18 @@ def last_line(text):
     return lines[-1] if lines else ""
 
 
+def train_run(name, out, verbose=0, callbacks=(), **settings):
+    """train.py's run of recipe `name` with these settings (train.Settings.of's arguments), saved under out."""
+    import train
+
+    return train.train_and_evaluate(train.Settings.of(name, **settings), out=out, verbose=verbose, callbacks=callbacks)
+
+
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory):
     """The small CNN trained for one epoch on 600 images, saved under a temporary results dir."""
-    import train
-
     out = tmp_path_factory.mktemp("results")
-    result = train.train_and_evaluate("small", out=out, epochs=1, train_limit=600, test_limit=300, verbose=0)
-    return out, result
+    return out, train_run("small", out, epochs=1, train_limit=600, test_limit=300)
 
 
 def make_xray_tree(root, per_class=12, class_names=("normal", "PNEUMONIA")):
@@ -56,7 +60,7 @@ def make_xray_tree(root, per_class=12, class_names=("normal", "PNEUMONIA")):
     return root
 
 
-RUN = dict(epochs=3, train_limit=400, test_limit=100, verbose=0)  # a short run that can be interrupted
+RUN = dict(epochs=3, train_limit=400, test_limit=100)  # a short run that can be interrupted
 
 
 def interrupt_after_epoch(epoch):

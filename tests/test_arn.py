@@ -5,10 +5,9 @@ import pytest
 from skimage.feature import hog
 
 import data
-import evaluate
 import metrics
 import models
-from conftest import last_line, make_xray_tree, run_script
+from conftest import make_xray_tree
 
 def test_arn_recipes():
     expected = {"mlp1": (10, 128), "mlp2": (20, 32), "mlp3": (30, 128), "hog_mlp1": (50, 128), "hog_mlp2": (20, 128),
@@ -61,14 +60,6 @@ def mnist_test_images():
     return X_test
 
 
-def test_parameters_table_answers_part_3(tiny_run, capsys):
-    out, _ = tiny_run
-    assert evaluate.main([str(out), "--test-limit", "50", "--params"]) == 0
-    text = capsys.readouterr().out
-    assert "| model | layers with weights | weights per layer | total |" in text
-    assert "| small | 3 | Conv2D 640, Conv2D 18,464, Dense 184,330 | 203,434 |" in text
-
-
 # ---------------------------------------------------------------------------- chest X-rays
 
 
@@ -104,9 +95,3 @@ def test_malformed_xray_tree_is_a_clear_error(tmp_path, damage, message):
     with pytest.raises(data.DataError, match=message) as error:
         data.xray_split_dirs(root)
     assert "Chest X-Ray Images (Pneumonia)" in str(error.value)
-
-
-def test_pneumonia_without_data_dir_is_one_line(tmp_path):
-    result = run_script("train.py", "--model", "pneumonia", "--out", tmp_path)
-    assert result.returncode == 1 and "Traceback" not in result.stderr
-    assert "needs --data-dir DIR" in last_line(result.stderr)

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 if __name__ != "__main__":
-    from conftest import RUN, ROOT, interrupt_after_epoch, last_line, make_xray_tree, run_script
+    from conftest import RUN, ROOT, interrupt_after_epoch, last_line, make_xray_tree, run_script, train_run
 else:  # writing the fixture pair: the repository's modules, as conftest puts them on the path
     ROOT = Path(__file__).resolve().parents[1]
     sys.path.insert(0, str(ROOT))
@@ -56,7 +56,7 @@ def write_fixture_pair():
 def test_every_mnist_recipe_trains_one_epoch_on_a_slice(name, tmp_path):
     import keras
 
-    result = train.train_and_evaluate(name, out=tmp_path, epochs=1, train_limit=400, test_limit=100, verbose=0)
+    result = train_run(name, tmp_path, epochs=1, train_limit=400, test_limit=100)
     recipe = models.MODELS[name]
     assert np.isfinite(result["history"][0]["loss"]) and result["config"]["train_images"] == 400
     assert ("val_loss" in result["history"][0]) == (recipe.validation != "none")  # the test set or the holdout
@@ -67,13 +67,14 @@ def test_every_mnist_recipe_trains_one_epoch_on_a_slice(name, tmp_path):
     assert all(not np.array_equal(a, b) for a, b in zip(initial, result["model"].get_weights()) if a.ndim > 1)
     loaded = persistence.load_keras_model(tmp_path / "models" / name)
     images = fixture_images()[:8]
-    np.testing.assert_array_equal(predictions(loaded, images), predictions(result["model"], images))
+    # float32 rounding apart: on JAX a loaded pair with Keras's augmentation layers predicts uncompiled (Keras marks
+    # them unfit for XLA; only training builds them marked fit), the trained model compiled
+    np.testing.assert_allclose(predictions(loaded, images), predictions(result["model"], images), rtol=1e-6, atol=1e-7)
 
 
 def test_pneumonia_trains_and_evaluates_on_synthetic_xrays(tmp_path):
     tree = make_xray_tree(tmp_path / "xray")
-    result = train.train_and_evaluate("pneumonia", out=tmp_path / "out", data_dir=tree, epochs=2, batch_size=8,
-                                      verbose=0)
+    result = train_run("pneumonia", tmp_path / "out", data_dir=tree, epochs=2, batch_size=8)
     scores = result["metrics"]
     assert scores["images"] == 24 and sum(map(sum, scores["confusion_matrix"])) == 24
     assert scores["accuracy"] == pytest.approx(result["test_accuracy"], abs=1e-6)
@@ -82,11 +83,11 @@ def test_pneumonia_trains_and_evaluates_on_synthetic_xrays(tmp_path):
 
 
 def test_the_same_seed_twice_gives_the_same_weights(tmp_path):
-    runs = [train.train_and_evaluate("medium", out=tmp_path / str(i), epochs=1, train_limit=400, test_limit=100,
+    runs = [train_run("medium", tmp_path / str(i), epochs=1, train_limit=400, test_limit=100,
                                      verbose=0) for i in range(2)]
     for a, b in zip(*(run["model"].get_weights() for run in runs)):
         np.testing.assert_array_equal(a, b)
-    other = train.train_and_evaluate("medium", out=tmp_path / "8", epochs=1, seed=8, train_limit=400, test_limit=100,
+    other = train_run("medium", tmp_path / "8", epochs=1, seed=8, train_limit=400, test_limit=100,
                                      verbose=0)
     assert other["run"] == "medium_seed8"
     assert not np.array_equal(other["model"].get_weights()[0], runs[0]["model"].get_weights()[0])
@@ -94,10 +95,10 @@ def test_the_same_seed_twice_gives_the_same_weights(tmp_path):
 
 def test_an_interrupted_run_resumes_to_the_uninterrupted_weights(tmp_path):
     # medium has dropout: its random-seed state must be restored too, not only weights and optimizer
-    whole = train.train_and_evaluate("medium", out=tmp_path / "whole", **RUN)
+    whole = train_run("medium", tmp_path / "whole", **RUN)
     with pytest.raises(KeyboardInterrupt):
-        train.train_and_evaluate("medium", out=tmp_path / "cut", callbacks=[interrupt_after_epoch(2)], **RUN)
-    resumed = train.train_and_evaluate("medium", out=tmp_path / "cut", resume=True, **RUN)
+        train_run("medium", tmp_path / "cut", callbacks=[interrupt_after_epoch(2)], **RUN)
+    resumed = train_run("medium", tmp_path / "cut", resume=True, **RUN)
     for a, b in zip(whole["model"].get_weights(), resumed["model"].get_weights()):
         np.testing.assert_array_equal(a, b)
     assert [row["epoch"] for row in resumed["history"]] == [1, 2, 3] and resumed["config"]["resumed_at_epoch"] == 2
@@ -158,8 +159,9 @@ def test_distribute_runs_here_or_is_one_line(tmp_path):
             "    cpu = tf.config.list_physical_devices('CPU')[0]\n"
             "    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)\n"
             "import train\n"
-            "result = train.train_and_evaluate('medium', out=sys.argv[1], epochs=1, train_limit=2000, test_limit=500,"
-            " batch_size=100, distribute=True, verbose=0)\n"
+            "settings = train.Settings.of('medium', epochs=1, train_limit=2000, test_limit=500, batch_size=100,"
+            " distribute=True)\n"
+            "result = train.train_and_evaluate(settings, out=sys.argv[1], verbose=0)\n"
             "print(json.dumps({k: result['config'][k] for k in ('replicas', 'batch_size')} | "
             "{'error_rate': result['error_rate']}))\n")
     result = run_script("-c", code, tmp_path, env={"XLA_FLAGS": "--xla_force_host_platform_device_count=2"})
@@ -175,7 +177,7 @@ def test_what_cannot_work_is_one_line(tmp_path):
             train.main(["--model", "small", "--device", "gpu", "--out", str(tmp_path)])
         assert str(exit_info.value).startswith(f"train.py: error: --device gpu: {backend.NAME} sees no GPU; ")
     with pytest.raises(cli.UsageError, match="BatchNormalization, whose statistics slicing would change"):
-        train.train_and_evaluate("batchnorm", out=tmp_path, epochs=1, train_limit=400, slice_size=100, verbose=0)
+        train_run("batchnorm", tmp_path, epochs=1, train_limit=400, slice_size=100)
     unknown = run_script("train.py", "--help", env={"KERAS_BACKEND": "theano"})
     assert unknown.returncode == 1 and unknown.stderr.strip() == (
         "train.py: error: KERAS_BACKEND=theano: choose tensorflow, jax or torch (or unset it)")

@@ -1,19 +1,34 @@
 """evaluate.py: the sheet's lines and the table, and what it says when there is nothing to evaluate."""
 
+import pytest
+
 import backend
 import evaluate
 import metrics
-from conftest import last_line, run_script
 
 
-def test_evaluates_a_trained_pair(tiny_run, capsys):
+def test_evaluate_prints_the_sheet_lines_and_tables_and_writes_the_report(tiny_run, capsys):
     out, result = tiny_run
-    assert evaluate.main([str(out), "--test-limit", "300"]) == 0
+    assert evaluate.main([str(out), "--test-limit", "300", "--params"]) == 0
     text = capsys.readouterr().out
+    assert text.splitlines()[0] == backend.describe()  # the first line names Keras, the backend and the device
     assert f"Model score : {result['test_accuracy'] * 100:.2f}%" in text
     assert f"Model error rate : {result['error_rate']:.2f}%" in text
     assert "| model | parameters | epochs | normalised |" in text
     assert "| small | 203,434 | 1 | yes |" in text
+    # ARN part 3: the weights per layer
+    assert "| model | layers with weights | weights per layer | total |" in text
+    assert "| small | 3 | Conv2D 640, Conv2D 18,464, Dense 184,330 | 203,434 |" in text
+    report = (out / "RESULTS.md").read_text()
+    assert "| small | INSAT TP3 | 203,434 | 1 | 200 | adam | yes |" in report
+    assert "- Trained on: " in report and "evaluated on: " in report
+    trained_with = f"{backend.NAME} {backend.framework_version()}, cpu"
+    assert f"| {trained_with} |" in report  # the backend that trained it
+    assert f"- Trained with (Keras backend, device): {trained_with}: 1 runs" in report
+    assert f"{backend.NAME} {backend.framework_version()}, Keras 3." in report and "- Commit: " in report
+    for figure in ("history", "confusion", "errors"):
+        assert (out / "plots" / f"small_{figure}.png").stat().st_size > 5000
+    assert (out / "plots" / "small_errors.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_print_model_error_rate_uses_the_sheet_format(tiny_run, capsys):
@@ -28,20 +43,20 @@ def test_print_model_error_rate_uses_the_sheet_format(tiny_run, capsys):
 
 
 def test_empty_results_dir_names_the_command(tmp_path):
-    result = run_script("evaluate.py", tmp_path)
-    assert result.returncode == 1 and "Traceback" not in result.stderr
-    assert "python train.py --model large" in last_line(result.stderr)
+    with pytest.raises(SystemExit) as exit_info:
+        evaluate.main([str(tmp_path)])
+    assert str(exit_info.value) == (f"evaluate.py: error: no trained model in {tmp_path}; train one first: "
+                                    "python train.py --model large")
 
 
-def test_broken_pair_is_one_line_naming_the_file(tmp_path, tiny_run):
+def test_broken_pair_is_one_line_naming_the_file(tmp_path, tiny_run, capsys):
     out, _ = tiny_run
     broken = tmp_path / "small"
     broken.with_suffix(".json").write_text((out / "models" / "small.json").read_text()[:100])
     (tmp_path / "small.weights.h5").write_bytes((out / "models" / "small.weights.h5").read_bytes())
-    result = run_script("evaluate.py", broken)
-    assert result.returncode == 1 and "Traceback" not in result.stderr
-    assert result.stderr.strip().count("\n") == 0
-    assert "small.json: not a readable model JSON" in result.stderr
+    assert evaluate.main([str(broken)]) == 1
+    errors = capsys.readouterr().err.strip()
+    assert errors.count("\n") == 0 and "small.json: not a readable model JSON" in errors
 
 
 def test_distance_outside_reference():
@@ -49,21 +64,6 @@ def test_distance_outside_reference():
     assert round(evaluate.distance_outside(1.00, (0.82, 0.89)), 2) == 0.11
     assert round(evaluate.distance_outside(2.00, (2.40, 2.40)), 2) == -0.40
     assert evaluate.distance_outside(1.0, None) is None
-
-
-def test_report_and_figures_for_a_results_dir(tiny_run, capsys):
-    out, _ = tiny_run
-    assert evaluate.main([str(out), "--test-limit", "300"]) == 0
-    report = (out / "RESULTS.md").read_text()
-    assert "| small | INSAT TP3 | 203,434 | 1 | 200 | adam | yes |" in report
-    assert "- Trained on: " in report and "evaluated on: " in report
-    assert f"| {backend.NAME} {backend.framework_version()}, cpu |" in report  # the backend that trained it
-    trained_with = f"{backend.NAME} {backend.framework_version()}, cpu"
-    assert f"- Trained with (Keras backend, device): {trained_with}: 1 runs" in report
-    assert f"{backend.NAME} {backend.framework_version()}, Keras 3." in report and "- Commit: " in report
-    for figure in ("history", "confusion", "errors"):
-        assert (out / "plots" / f"small_{figure}.png").stat().st_size > 5000
-    assert (out / "plots" / "small_errors.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_seed_spread_groups_runs_of_a_model():
@@ -77,20 +77,33 @@ def test_seed_spread_groups_runs_of_a_model():
     assert evaluate.seed_spread(groups["medium"]) == "-"
 
 
-def test_readme_table_is_copied_from_the_report(tmp_path):
+def test_generated_blocks_are_copied_from_the_report(tmp_path):
     report = tmp_path / "RESULTS.md"
-    report.write_text("# Results\n\nintro\n\n| model | x |\n| --- | --- |\n| small | 1 |\n\nGoal: `best` met.\n\n"
+    report.write_text("# Results\n\nintro\n\n"
+                      "| model | sheet | error rate | over seeds | reference | difference | train time |\n| --- |\n"
+                      "| pooled | beyond the sheets | 1.26% | 1.27 ± 0.03% (3 seeds) | - | - | 393 s |\n\n"
+                      "| model | sheet | parameters |\n| --- |\n\n| rung | adds |\n| --- |\n\nGoal: `best` met.\n\n"
                       "## References\n")
-    readme = tmp_path / "README.md"
-    readme.write_text("before\n<!-- results:start -->\nold\n<!-- results:end -->\nafter\n"
-                      "<!-- ladder-goal:start -->\nold goal\n<!-- ladder-goal:end -->\n")
-    evaluate.update_readme(report, readme)
-    assert readme.read_text() == ("before\n<!-- results:start -->\n| model | x |\n| --- | --- |\n| small | 1 |\n"
-                                  "<!-- results:end -->\nafter\n"
-                                  "<!-- ladder-goal:start -->\nGoal: `best` met.\n<!-- ladder-goal:end -->\n")
+    (tmp_path / "docs").mkdir()
+    for document in ("README.md", "README.fr.md", "docs/ladder.md"):
+        (tmp_path / document).write_text("before\n<!-- results:start -->\nold\n<!-- results:end -->\nafter\n"
+                                         "<!-- ladder:start -->\n<!-- ladder:end -->\n"
+                                         "<!-- ladder-goal:start -->\nold goal\n<!-- ladder-goal:end -->\n")
+    evaluate.update_readme(report, tmp_path)
+    english = ("| model | sheet | error rate | over seeds | reference | difference | train time |\n| --- |\n"
+               "| pooled | beyond the sheets | 1.26% | 1.27 ± 0.03% (3 seeds) | - | - | 393 s |")
+    assert (tmp_path / "README.md").read_text() == (
+        f"before\n<!-- results:start -->\n{english}\n<!-- results:end -->\nafter\n"
+        "<!-- ladder:start -->\n<!-- ladder:end -->\n<!-- ladder-goal:start -->\nold goal\n<!-- ladder-goal:end -->\n")
+    french = (tmp_path / "README.fr.md").read_text()
+    assert ("| modèle | TP | taux d'erreur | sur les graines | référence | écart | temps d'entraînement |\n| --- |\n"
+            "| pooled | au-delà des TP | 1.26% | 1.27 ± 0.03% (3 graines) | - | - | 393 s |") in french
+    assert (tmp_path / "docs/ladder.md").read_text() == (
+        "before\n<!-- results:start -->\nold\n<!-- results:end -->\nafter\n<!-- ladder:start -->\n| rung | adds |\n"
+        "| --- |\n<!-- ladder:end -->\n<!-- ladder-goal:start -->\nGoal: `best` met.\n<!-- ladder-goal:end -->\n")
 
 
-def test_a_foreign_pair_near_chance_on_pixels_over_255_gets_a_one_line_hint(tmp_path, tiny_run):
+def test_a_foreign_pair_near_chance_on_pixels_over_255_gets_a_one_line_hint(tmp_path, tiny_run, capsys):
     """Like the 2019 tutorial's no_preparation_small_model_cnn (trained on pixels 0..255, 89.72% error on /255):
     a pair without our history, here one that always answers 1, scores near chance; evaluate.py names the flag."""
     import numpy as np
@@ -103,13 +116,12 @@ def test_a_foreign_pair_near_chance_on_pixels_over_255_gets_a_one_line_hint(tmp_
     kernel, bias = foreign.layers[-1].get_weights()
     foreign.layers[-1].set_weights([np.zeros_like(kernel), np.eye(10, dtype=np.float32)[1]])
     persistence.save_keras_model(foreign, tmp_path / "foreign")
-    result = run_script("evaluate.py", tmp_path / "foreign", tiny_run[0], "--test-limit", "500")
-    assert result.returncode == 0, result.stderr
-    hints = [line for line in result.stderr.splitlines() if "near chance" in line]
+    assert evaluate.main([str(tmp_path / "foreign"), str(tiny_run[0]), "--test-limit", "500"]) == 0
+    hints = [line for line in capsys.readouterr().err.splitlines() if "near chance" in line]
     assert hints == [f"evaluate.py: {tmp_path / 'foreign'} scores near chance on pixels /255: it may expect raw "
                      "pixels 0..255; try --normalize no"]  # one line, for the foreign pair only
-    raw = run_script("evaluate.py", tmp_path / "foreign", "--test-limit", "500", "--normalize", "no")
-    assert raw.returncode == 0 and "near chance" not in raw.stderr
+    assert evaluate.main([str(tmp_path / "foreign"), "--test-limit", "500", "--normalize", "no"]) == 0
+    assert "near chance" not in capsys.readouterr().err
 
 
 def test_ladder_table_and_figure(tmp_path):
@@ -146,7 +158,7 @@ def test_ladder_table_and_figure(tmp_path):
     assert ": not shown, 1 of its runs without a recorded training time. " in evaluate.ladder_goal(untimed)
     assert evaluate.ladder_goal([{**row, "config": {}} for row in fast_and_good]).endswith(
         "0.397% (99.603% accuracy), no training time recorded.")
-    assert evaluate.ladder_goal(last) in evaluate.ladder_section(rows)  # under the table in RESULTS.md
+    assert evaluate.ladder_goal(last) in evaluate.ladder_section(rows, evaluate.ladder_table(rows))  # under the table
     evaluate.ladder_figure(rows, tmp_path / "ladder.png")
     assert (tmp_path / "ladder.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     untimed_rung = [{**row, "config": {}} if row["model"] == models.LADDER[1] else row for row in rows]
@@ -191,3 +203,15 @@ def test_an_unchanged_pair_is_not_evaluated_or_drawn_again(tiny_run, tmp_path, m
     history = out / "models" / "small.history.json"
     history.write_text(history.read_text().replace('"epochs": 1', '"epochs": 1 '))  # the pair's history changed
     assert evaluate.main([str(out), "--test-limit", "200"]) == 0 and len(evaluated) == 4
+
+
+def test_the_history_figure_names_its_validation_data(tmp_path):
+    import plots
+
+    epochs = [{"epoch": 1, "loss": 1.0, "accuracy": 0.5, "val_loss": 0.9, "val_accuracy": 0.6}]
+    assert plots.plot_history(epochs, tmp_path / "a.png", "small", "test").endswith("the test images, as the sheets do")
+    assert "the last 5,000 training images, held out" in plots.plot_history(epochs, tmp_path / "b.png", "sharp",
+                                                                            "holdout")
+    trained_only = [{"epoch": 1, "loss": 1.0, "accuracy": 0.5}]
+    assert "no validation data" in plots.plot_history(trained_only, tmp_path / "c.png", "best", "none")
+    assert (tmp_path / "c.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

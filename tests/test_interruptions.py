@@ -11,21 +11,22 @@ import numpy as np
 import pytest
 
 import cli
+import data
 import persistence
 import train
-from conftest import ROOT, RUN, interrupt_after_epoch, last_line
+from conftest import ROOT, RUN, interrupt_after_epoch, last_line, train_run
 
 def test_resume_with_other_settings_or_without_checkpoint_is_refused(tmp_path):
     with pytest.raises(KeyboardInterrupt):
-        train.train_and_evaluate("medium", out=tmp_path, callbacks=[interrupt_after_epoch(1)], **RUN)
+        train_run("medium", tmp_path, callbacks=[interrupt_after_epoch(1)], **RUN)
     with pytest.raises(cli.UsageError, match=r"^--resume: \S+ was made with other settings \(batch_size\)"):
-        train.train_and_evaluate("medium", out=tmp_path, resume=True, batch_size=50, **RUN)
+        train_run("medium", tmp_path, resume=True, batch_size=50, **RUN)
     checkpoint = tmp_path / "checkpoints" / "medium.npz"
     checkpoint.write_bytes(checkpoint.read_bytes()[:1000])
     with pytest.raises(cli.UsageError, match=r"medium\.npz is damaged"):
-        train.train_and_evaluate("medium", out=tmp_path, resume=True, **RUN)
+        train_run("medium", tmp_path, resume=True, **RUN)
     with pytest.raises(cli.UsageError, match="no checkpoint"):
-        train.train_and_evaluate("small", out=tmp_path, resume=True, **RUN)
+        train_run("small", tmp_path, resume=True, **RUN)
 
 
 class PoisonWeights(keras.callbacks.Callback):
@@ -40,7 +41,7 @@ class PoisonWeights(keras.callbacks.Callback):
 def test_nan_loss_stops_keeps_the_last_good_epoch_and_saves_nothing(tmp_path):
     with pytest.raises(cli.UsageError, match=r"NaN or infinite in epoch 2; the last good epoch \(1\) is kept .* "
                                                r"Normalise the inputs"):
-        train.train_and_evaluate("small", out=tmp_path, callbacks=[PoisonWeights()], **RUN)
+        train_run("small", tmp_path, callbacks=[PoisonWeights()], **RUN)
     assert not (tmp_path / "models" / "small.json").exists()
     checkpoint = tmp_path / "checkpoints" / "small.npz"
     assert checkpoint.is_file()
@@ -75,13 +76,13 @@ def test_kill_9_during_saves_never_destroys_the_pair(tmp_path):
 
 
 def test_full_disk_is_one_line_and_keeps_the_previous_pair(tmp_path, monkeypatch, capsys):
-    train.train_and_evaluate("small", out=tmp_path, epochs=1, train_limit=200, test_limit=100, verbose=0)
+    train_run("small", tmp_path, epochs=1, train_limit=200, test_limit=100)
     before = persistence.load_keras_model(tmp_path / "models" / "small").get_weights()
 
     def full(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(persistence.os, "fsync", full)
+    monkeypatch.setattr(data.os, "fsync", full)
     with pytest.raises(SystemExit) as exit_info:
         train.main(["--model", "small", "--epochs", "1", "--train-limit", "300", "--test-limit", "100",
                     "--out", str(tmp_path), "--quiet"])

@@ -12,7 +12,7 @@ import pytest
 
 import evaluate
 import persistence
-from conftest import predict_nchw, run_script
+from conftest import predict_nchw
 
 RNG = np.random.default_rng(42)
 WEIGHTS = {
@@ -106,12 +106,12 @@ def test_keras_2_pair_computes_what_keras_2_computed(tmp_path, images, make_json
     assert np.abs(other - expected).max() > 1e-3
 
 
-def test_evaluate_prints_the_sheet_lines_for_a_keras_2_pair(tmp_path):
+def test_evaluate_prints_the_sheet_lines_for_a_keras_2_pair(tmp_path, capsys):
     (tmp_path / "old.json").write_text(json.dumps(keras_20_json()))
     write_legacy_h5(tmp_path / "old.h5")
-    result = run_script("evaluate.py", tmp_path / "old", "--test-limit", "200")
-    assert result.returncode == 0, result.stderr
-    assert "Model score : " in result.stdout and "Model error rate : " in result.stdout
+    assert evaluate.main([str(tmp_path / "old"), "--test-limit", "200"]) == 0
+    output = capsys.readouterr().out
+    assert "Model score : " in output and "Model error rate : " in output
     assert [p.name for p in evaluate.find_pairs([tmp_path])] == ["old"]
 
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import models
+import data
 import persistence
 from conftest import predict_nchw
 
@@ -35,7 +36,7 @@ def test_a_failed_save_keeps_the_previous_pair(tmp_path, images, monkeypatch):
     def crash(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(persistence.os, "fsync", crash)  # fails after both temporaries are written
+    monkeypatch.setattr(data.os, "fsync", crash)  # fails after both temporaries are written
     with pytest.raises(OSError):
         persistence.save_keras_model(new, tmp_path / "m")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.json", "m.weights.h5"]  # no temporaries left

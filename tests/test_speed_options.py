@@ -10,7 +10,7 @@ import bench
 import cli
 import models
 import train
-from conftest import run_script
+from conftest import train_run
 
 
 def test_training_flops_of_the_small_cnn_from_its_layer_shapes():
@@ -49,19 +49,18 @@ def test_sliced_batches_take_the_whole_batch_mean_gradient():
 
 
 def test_train_py_slices_only_when_asked(tmp_path):
-    sliced = train.train_and_evaluate("small", out=tmp_path, epochs=1, train_limit=400, test_limit=100,
-                                      slice_size=20, verbose=0)
+    sliced = train_run("small", tmp_path, epochs=1, train_limit=400, test_limit=100, slice_size=20)
     history = json.loads((tmp_path / "models" / "small.history.json").read_text())
     assert history["config"]["slice_size"] == 20 and sliced["error_rate"] < 85
-    whole = train.train_and_evaluate("small", out=tmp_path, epochs=1, train_limit=400, test_limit=100, verbose=0)
+    whole = train_run("small", tmp_path, epochs=1, train_limit=400, test_limit=100)
     history = json.loads((tmp_path / "models" / "small.history.json").read_text())
     assert history["config"]["slice_size"] is None  # the sheet's whole batches by default
     for a, b in zip(sliced["model"].get_weights(), whole["model"].get_weights()):  # two steps of the same batches
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-4)
     with pytest.raises(cli.UsageError, match=r"--slice-size 30: slices must split every batch evenly"):
-        train.train_and_evaluate("small", out=tmp_path, slice_size=30)
+        train_run("small", tmp_path, slice_size=30)
     with pytest.raises(cli.UsageError, match=r"--slice-size 20: .*a multiple of it \(450 images now\)"):
-        train.train_and_evaluate("small", out=tmp_path, slice_size=20, train_limit=450)
+        train_run("small", tmp_path, slice_size=20, train_limit=450)
 
 
 def test_steps_per_execution_never_crosses_an_epoch():
@@ -74,8 +73,8 @@ def test_steps_per_execution_never_crosses_an_epoch():
 def test_several_batches_per_call_change_no_number(tmp_path):
     runs = []
     for most in (1, train.STEPS_PER_CALL):
-        result = train.train_and_evaluate("medium", out=tmp_path / str(most), epochs=2, train_limit=2200,
-                                          test_limit=300, steps_per_call=most, verbose=0)  # 11 batches an epoch
+        result = train_run("medium", tmp_path / str(most), epochs=2, train_limit=2200, test_limit=300,
+                           steps_per_call=most)  # 11 batches an epoch
         assert result["config"]["steps_per_call"] == min(most, 11)  # 11 calls of 1 batch, or 1 of 11
         runs.append(result)
     for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
@@ -85,8 +84,7 @@ def test_several_batches_per_call_change_no_number(tmp_path):
 
 
 def test_bf16_trains_and_saves_a_float32_pair(tmp_path):
-    result = train.train_and_evaluate("small", out=tmp_path, epochs=1, train_limit=1000, test_limit=300,
-                                      precision="bf16", verbose=0)
+    result = train_run("small", tmp_path, epochs=1, train_limit=1000, test_limit=300, precision="bf16")
     assert result["error_rate"] < 85
     config = json.loads((tmp_path / "models" / "small.json").read_text())
     policies = {layer["config"]["dtype"]["config"]["name"] for layer in config["config"]["layers"]
@@ -99,9 +97,8 @@ def test_bf16_trains_and_saves_a_float32_pair(tmp_path):
 
 def test_bench_writes_its_report_and_the_profile_adds_up(tmp_path):
     out = tmp_path / "BENCH.md"
-    result = run_script("bench.py", "--models", "mlp1", "--bf16-models", "", "--epochs", "1", "--train-limit", "500",
-                        "--profile-steps", "3", "--out", out)
-    assert result.returncode == 0, result.stderr[-2000:]
+    assert bench.main(["--models", "mlp1", "--bf16-models", "", "--epochs", "1", "--train-limit", "500",
+                       "--profile-steps", "3", "--out", str(out)]) == 0
     text = out.read_text()
     assert "| fp32 |" in text and "| bf16 |" in text  # both peaks, measured in this run
     assert "| mlp1 | fp32 |" in text

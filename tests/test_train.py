@@ -6,12 +6,10 @@ import json
 import numpy as np
 import pytest
 
-import cli
 import models
 import history
 import persistence
 import train
-from conftest import last_line, run_script
 
 
 def test_one_epoch_on_a_slice_writes_pair_and_history(tiny_run):
@@ -41,39 +39,37 @@ def test_saved_pair_is_channels_first_and_computes_what_was_trained(tiny_run):
 
 
 def test_help_shows_models_and_defaults():
-    result = run_script("train.py", "--help")
-    assert result.returncode == 0
-    text = " ".join(result.stdout.split())
+    text = " ".join(train.make_parser().format_help().split())
     for expected in ("small_unnormalized", "large_original", "(default: 7)", "(default: results)", "(default: auto)"):
         assert expected in text
 
 
-def test_unknown_model_is_one_line_exit_2():
-    result = run_script("train.py", "--model", "huge")
-    assert result.returncode == 2
-    assert "Traceback" not in result.stderr
-    assert result.stderr.strip().count("\n") == 0
-    assert "unknown model 'huge'; choose one of: small_unnormalized" in result.stderr
+def one_line_error(capsys, argv):
+    """train.py's exit code and stderr for argv, run in this process as the command line runs it."""
+    with pytest.raises(SystemExit) as exit_info:
+        train.main(argv)
+    code, message = exit_info.value.code, capsys.readouterr().err
+    if isinstance(code, str):  # cli.main exits with the message: Python prints it to stderr and exits with 1
+        code, message = 1, code
+    assert message.strip().count("\n") == 0 and "Traceback" not in message
+    return code, message.strip()
 
 
-def test_negative_slice_size_is_one_line_exit_2():
-    result = run_script("train.py", "--model", "small", "--slice-size", "-5")
-    assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert result.stderr.strip().count("\n") == 0 and "--slice-size: -5 is negative" in result.stderr
-
-
-def test_slices_and_distribute_together_are_refused_before_training(tmp_path):
-    with pytest.raises(cli.UsageError, match="--slice-size works for the MNIST recipes, without --distribute"):
-        train.train_and_evaluate("small", out=tmp_path, slice_size=20, distribute=True)
-    assert not (tmp_path / "models").exists()
-
-
-def test_unwritable_output_dir_fails_before_training(tmp_path):
+def test_user_mistakes_are_one_line_before_training(tmp_path, capsys):
+    code, message = one_line_error(capsys, ["--model", "huge"])
+    assert code == 2 and "unknown model 'huge'; choose one of: small_unnormalized" in message  # argparse's
+    code, message = one_line_error(capsys, ["--model", "small", "--slice-size", "-5", "--out", str(tmp_path)])
+    assert (code, message) == (1, "train.py: error: --slice-size -5: give a number of images, or 0 for whole batches")
+    code, message = one_line_error(capsys, ["--model", "small", "--slice-size", "20", "--distribute",
+                                            "--out", str(tmp_path)])
+    assert message.endswith("--slice-size works for the MNIST recipes, without --distribute; drop one of them")
     blocker = tmp_path / "file"
     blocker.write_text("")
-    result = run_script("train.py", "--model", "small", "--out", blocker / "results")
-    assert result.returncode == 1 and "Traceback" not in result.stderr
-    assert "cannot write there" in last_line(result.stderr) and str(blocker) in last_line(result.stderr)
+    code, message = one_line_error(capsys, ["--model", "small", "--out", str(blocker / "results")])
+    assert code == 1 and "cannot write there" in message and str(blocker) in message
+    code, message = one_line_error(capsys, ["--model", "pneumonia", "--out", str(tmp_path)])
+    assert code == 1 and "needs --data-dir DIR" in message
+    assert not (tmp_path / "models").exists()
 
 
 def test_model_all_and_seeds_flags():
