@@ -56,8 +56,9 @@ def _arrays_sha256(arrays):
 def replacing(*paths):
     """Temporary names beside `paths` to write the new files to (each keeps its path's suffixes: "m.weights.h5"
     gets "m.tmp-PID.weights.h5"). On leaving without an error every file is flushed to disk, then each is moved
-    onto its path, in the order given: a reader sees the old files or the new ones, never half of one, and a save
-    interrupted at any point (even kill -9) leaves the old ones. On an error, the temporaries are removed."""
+    onto its path, in the order given: a reader never sees half a file, and a save interrupted while writing (even
+    by kill -9) leaves the old files. Between two moves only, several files can be one old and one new: a pair's
+    weights record its JSON's hash for that (persistence.py). On an error, the temporaries are removed."""
     paths = [Path(path) for path in paths]
     temporaries = []
     for path in paths:

@@ -236,8 +236,8 @@ class NearestAugmentation(layers.Layer):
     through the three transforms as TensorFlow's ImageProjectiveTransformV3 kernel does (float32 coordinates,
     rounded half away from zero, the background 0 outside), and reads the input image once. The images are the
     three layers' on TensorFlow, bit for bit (tests/test_ladder.py), so the rungs trained before it keep their
-    numbers; on JAX and PyTorch it replaces three interpolation kernels, the costliest part of a training step
-    there, by one gather (docs/backends.md). Active in training only, like the layers it stands for.
+    numbers; on JAX and PyTorch one gather replaces three interpolation kernels, and the model's training step
+    compiles (what that saves: docs/ladder.md). Active in training only, like the layers it stands for.
     """
 
     def __init__(self, rotation, translation, zoom, data_format="channels_last", **kwargs):

@@ -124,6 +124,9 @@ class Settings:
                 raise UsageError(f"--slice-size {slice_size}: slices must split every batch evenly: choose a "
                                  f"divisor of the batch size {batch_size}, and a --train-limit that is a multiple "
                                  f"of it ({train_images:,} images now)")
+            if recipe.builder_kwargs.get("batchnorm"):
+                raise UsageError(f"--slice-size: {name} has BatchNormalization, whose statistics slicing would "
+                                 "change; train it in whole batches")
         device = backend.resolve_device(device)
         replicas = backend.replica_count(device) if distribute else 1
         batch_size *= replicas
@@ -227,9 +230,6 @@ def build_model(settings):
                                    learning_rate=settings.learning_rate, gradient_accumulation_steps=accumulate)
     finally:
         keras.mixed_precision.set_global_policy("float32")  # later models (and the saved one) are float32
-    if accumulate and any(isinstance(layer, keras.layers.BatchNormalization) for layer in model.layers):
-        raise UsageError(f"--slice-size: {settings.model} has BatchNormalization, whose statistics slicing would "
-                         "change; train it in whole batches")
     return model
 
 
