@@ -97,3 +97,16 @@ def test_restore_hint_works_from_any_directory(monkeypatch, tmp_path):
     assert data._restore(data.MNIST_FILE) == "restore it with: git checkout -- datasets/mnist.npz"
     monkeypatch.chdir(tmp_path)
     assert data._restore(data.MNIST_FILE) == f"restore it with: git -C {ROOT} checkout -- datasets/mnist.npz"
+
+
+def test_the_training_order_is_tensorflows_stateless_shuffle():
+    """data.epoch_order, in NumPy on every backend, visits the images in TensorFlow's order for [seed, epoch], so the
+    runs trained with TensorFlow's own shuffle keep their batches; each (seed, epoch) has its own order."""
+    tf = pytest.importorskip("tensorflow")
+    for images, seed, epoch in [(60_000, 7, 0), (55_000, 8, 11), (5_216, 9, 3), (600, -1, 2**40), (2, 7, 1), (1, 7, 0)]:
+        expected = tf.random.experimental.stateless_shuffle(tf.range(images, dtype=tf.int64),
+                                                            seed=tf.constant([seed, epoch], tf.int64)).numpy()
+        np.testing.assert_array_equal(data.epoch_order(images, seed, epoch), expected)
+    orders = [data.epoch_order(1000, seed, epoch) for seed, epoch in [(7, 0), (7, 1), (8, 0)]]
+    assert all(sorted(order) == list(range(1000)) for order in orders)
+    assert not np.array_equal(orders[0], orders[1]) and not np.array_equal(orders[0], orders[2])
