@@ -19,6 +19,7 @@ else:  # writing the fixture pair: the repository's modules, as conftest puts th
     sys.path.insert(0, str(ROOT))
 
 import backend  # noqa: E402
+import bench  # noqa: E402
 import cli  # noqa: E402
 import data  # noqa: E402
 import evaluate  # noqa: E402
@@ -176,6 +177,12 @@ def test_what_cannot_work_is_one_line(tmp_path):
         with pytest.raises(SystemExit) as exit_info:
             train.main(["--model", "small", "--device", "gpu", "--out", str(tmp_path)])
         assert str(exit_info.value).startswith(f"train.py: error: --device gpu: {backend.NAME} sees no GPU; ")
+    if backend.NAME != "tensorflow":
+        with pytest.raises(SystemExit) as exit_info:
+            bench.main(["--models", "mlp1", "--out", str(tmp_path / "BENCH.md")])
+        assert str(exit_info.value).startswith(f"bench.py: error: KERAS_BACKEND={backend.NAME}: bench.py measures "
+                                               "TensorFlow's kernels")
+        assert not (tmp_path / "BENCH.md").exists()
     with pytest.raises(cli.UsageError, match="BatchNormalization, whose statistics slicing would change"):
         train_run("batchnorm", tmp_path, epochs=1, train_limit=400, slice_size=100)
     unknown = run_script("train.py", "--help", env={"KERAS_BACKEND": "theano"})

@@ -6,6 +6,7 @@ import keras
 import numpy as np
 import pytest
 
+import backend
 import bench
 import cli
 import models
@@ -95,6 +96,8 @@ def test_bf16_trains_and_saves_a_float32_pair(tmp_path):
     assert models.build_model("small").dtype_policy.name == "float32"  # the global policy is restored
 
 
+@pytest.mark.skipif(backend.NAME != "tensorflow", reason="bench.py measures TensorFlow's kernels; elsewhere it "
+                    "refuses in one line (tests/test_backends.py)")
 def test_bench_writes_its_report_and_the_profile_adds_up(tmp_path):
     out = tmp_path / "BENCH.md"
     assert bench.main(["--models", "mlp1", "--bf16-models", "", "--epochs", "1", "--train-limit", "500",
