@@ -320,6 +320,12 @@ def _find_child(directory, name):
     return matches[0] if len(matches) == 1 else None
 
 
+def _is_image_file(path):
+    """Whether a class folder's entry is an image to read: a file with an image suffix whose name does not start
+    with "." (.DS_Store, and the "._NAME.jpeg" resource forks that macOS writes beside each file in archives)."""
+    return not path.name.startswith(".") and path.suffix.lower() in IMAGE_SUFFIXES and path.is_file()
+
+
 def xray_split_dirs(data_dir):
     """{split: (split dir, [normal dir name, pneumonia dir name])} for train, test and, if present, val."""
     root = Path(data_dir)
@@ -336,53 +342,112 @@ def xray_split_dirs(data_dir):
         if None in class_dirs:
             raise DataError(f"--data-dir {split_dir}: needs NORMAL/ and PNEUMONIA/ folders; {XRAY_LAYOUT}")
         for class_dir in class_dirs:
-            if not any(p.suffix.lower() in IMAGE_SUFFIXES for p in class_dir.iterdir()):
+            if not any(_is_image_file(p) for p in class_dir.iterdir()):
                 raise DataError(f"--data-dir {class_dir}: no images (.png, .jpg, ...); {XRAY_LAYOUT}")
         splits[split] = (split_dir, [d.name for d in class_dirs])
     return splits
 
 
-def _xray_files(split_dir, class_names):
-    """[(image file, label)] of one split, in name order, NORMAL first."""
-    return [(path, label) for label, name in enumerate(class_names)
-            for path in sorted(p for p in (split_dir / name).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)]
+def xray_files(data_dir):
+    """({split: [(image file, label)]}, [skipped entries]) of a chest X-ray tree, without reading the images.
+
+    Each split's files come in name order, NORMAL (0) first, then PNEUMONIA (1): the order load_xrays returns
+    them in. Skipped: what a class folder holds that is not an image to read (hidden files such as .DS_Store or
+    macOS's "._" copies, other suffixes, subfolders), in path order.
+    """
+    files, skipped = {}, []
+    for split, (split_dir, class_names) in xray_split_dirs(data_dir).items():
+        files[split] = []
+        for label, name in enumerate(class_names):
+            entries = sorted((split_dir / name).iterdir())
+            files[split] += [(path, label) for path in entries if _is_image_file(path)]
+            skipped += [path for path in entries if not _is_image_file(path)]
+    return files, skipped
 
 
 def count_xrays(data_dir):
     """(training images, test images) of a chest X-ray tree, without reading them."""
-    splits = xray_split_dirs(data_dir)
-    return tuple(len(_xray_files(*splits[split])) for split in ("train", "test"))
+    files, _ = xray_files(data_dir)
+    return len(files["train"]), len(files["test"])
+
+
+def skipped_line(data_dir, skipped):
+    """One line on the entries of the tree that load_xrays skips, naming the first ones."""
+    names = ", ".join(Path(path).relative_to(data_dir).as_posix() for path in skipped[:3])
+    return (f"--data-dir {data_dir}: skipped {len(skipped)} entries that are not images to read (hidden files such "
+            f"as .DS_Store or macOS's ._ copies, other suffixes than {', '.join(IMAGE_SUFFIXES)}, subfolders): "
+            f"{names}{', ...' if len(skipped) > 3 else ''}")
+
+
+def _gray8(image):
+    """A Pillow image as 8-bit grayscale ("L"): colour through ITU-R 601 luma (Pillow's convert), 16-bit
+    grayscale (PNG "I;16", "I") scaled from 0..65535 to 0..255."""
+    if image.mode == "L":
+        return image
+    if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N"):
+        from PIL import Image
+
+        pixels = np.asarray(image, dtype=np.float64) / 257
+        return Image.fromarray(np.clip(np.round(pixels), 0, 255).astype(np.uint8), "L")
+    return image.convert("L")
 
 
 def _xray_image(path, image_size):
-    """One X-ray as (image_size, image_size) uint8 grayscale; DataError naming the file if Pillow cannot read it."""
+    """One X-ray as (image_size, image_size) uint8 grayscale; DataError naming the file if Pillow cannot read it,
+    or if it is too large to read safely (Pillow's decompression-bomb limit, its warning included: load_xrays
+    turns the warning into an error)."""
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as image:
             image.draft("L", (2 * image_size, 2 * image_size))  # JPEG: decode at a reduced scale, several times faster
-            return np.asarray(image.convert("L").resize((image_size, image_size), Image.Resampling.BILINEAR))
+            return np.asarray(_gray8(image).resize((image_size, image_size), Image.Resampling.BILINEAR))
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise DataError(f"--data-dir {path}: too large to read safely ({str(error).rstrip('.')}); downsize it "
+                        f"(X-rays need no more than a few thousand pixels a side) or remove it from the tree") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
-        raise DataError(f"--data-dir {path}: not an image Pillow can read ({type(error).__name__}); remove it from "
-                        "the tree") from None
+        raise DataError(f"--data-dir {path}: not an image Pillow can read ({type(error).__name__}: {error}); "
+                        "replace it with a good copy or remove it from the tree") from None
 
 
-def load_xrays(data_dir, image_size=128):
+def read_xrays(paths, image_size=128):
+    """The images at paths, (N, image_size, image_size) uint8, in order; the first unreadable one (in order) is a
+    DataError naming it, and then nothing is returned."""
+    import concurrent.futures
+    import warnings
+
+    from PIL import Image
+
+    with warnings.catch_warnings():  # the decompression-bomb warning: an error naming the file, not a traceback
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        pool = concurrent.futures.ThreadPoolExecutor(worker_count())  # Pillow decodes outside the GIL
+        try:
+            images = list(pool.map(lambda path: _xray_image(path, image_size), paths))
+        finally:
+            pool.shutdown(cancel_futures=True)
+    return np.stack(images) if images else np.zeros((0, image_size, image_size), np.uint8)
+
+
+def load_xrays(data_dir, image_size=128, splits=None, verbose=True):
     """{split: (images (N, image_size, image_size, 1), labels (N, 1))} for train, test and val; float32, pixels 0..255.
 
     Grayscale, resized to image_size (bilinear, as the ARN notebook's image_dataset_from_directory); labels NORMAL 0,
-    PNEUMONIA 1 whatever the folders' letter case. Files in name order, NORMAL first: training shuffles them per
-    epoch (epoch_order), test and val keep this order, so predictions and labels line up.
+    PNEUMONIA 1 whatever the folders' letter case. Files in name order, NORMAL first (xray_files): training shuffles
+    them per epoch (epoch_order), test and val keep this order, so predictions and labels line up. splits: only
+    these (e.g. ("test",)). Entries that are not images (xray_files) are skipped, with one line saying how many
+    when verbose; an image that cannot be read is a DataError naming it, and nothing is returned.
     """
-    import concurrent.futures
-
-    splits = {}
-    for split, (split_dir, class_names) in xray_split_dirs(data_dir).items():
-        paths, labels = zip(*_xray_files(split_dir, class_names))
-        with concurrent.futures.ThreadPoolExecutor(worker_count()) as pool:  # Pillow decodes outside the GIL
-            images = np.stack(list(pool.map(lambda path: _xray_image(path, image_size), paths)))
-        splits[split] = (images[..., None].astype(np.float32), np.array(labels, dtype=np.float32)[:, None])
-    return splits
+    files, skipped = xray_files(data_dir)
+    if skipped and verbose:
+        print(skipped_line(data_dir, skipped), flush=True)
+    loaded = {}
+    for split, pairs in files.items():
+        if splits is not None and split not in splits:
+            continue
+        paths, labels = zip(*pairs)
+        images = read_xrays(paths, image_size)
+        loaded[split] = (images[..., None].astype(np.float32), np.array(labels, dtype=np.float32)[:, None])
+    return loaded
 
 
 def class_weights(counts):

@@ -1,4 +1,5 @@
-"""The sheet's score lines, and the scores the scripts print: MNIST error rate, chest X-ray precision and recall.
+"""The sheet's score lines, and the scores the scripts print: MNIST error rate; chest X-ray precision, recall, F1,
+ROC AUC and confusion matrix.
 
 `print_model_error_rate` is the INSAT sheet's function (part 4.c): it evaluates a compiled model on the test
 set and prints "Model score" and "Model error rate".
@@ -35,10 +36,29 @@ def loss_and_accuracy(probabilities, y_true):
     return loss, float(np.mean(y_true.argmax(axis=1) == probabilities.argmax(axis=1)))
 
 
+def xray_probabilities(model, images, batch_size=64):
+    """The model's PNEUMONIA probability per image, (N,) float64."""
+    return np.asarray(model.predict(images, batch_size=batch_size, verbose=0), dtype=np.float64).reshape(-1)
+
+
 def xray_metrics(model, images, labels, threshold=0.5, batch_size=64):
-    """Accuracy, precision, recall, F1 (PNEUMONIA positive) and the confusion matrix of images and their labels."""
-    predicted = np.asarray(model.predict(images, batch_size=batch_size, verbose=0)).reshape(-1) >= threshold
+    """Accuracy, precision, recall, F1 (PNEUMONIA positive), ROC AUC and the confusion matrix of images and their
+    labels (xray_scores of the model's probabilities)."""
+    return xray_scores(xray_probabilities(model, images, batch_size), labels, threshold)
+
+
+def xray_scores(probabilities, labels, threshold=0.5):
+    """The scores of PNEUMONIA probabilities against labels (0 NORMAL, 1 PNEUMONIA).
+
+    An image is called PNEUMONIA when its probability is above threshold, as Keras's binary accuracy does, so
+    "accuracy" equals model.evaluate's. precision = TP / (TP + FP), recall = TP / (TP + FN) (0 when undefined),
+    F1 their harmonic mean; roc_auc does not depend on the threshold (None when a class is missing).
+    """
+    probabilities = np.asarray(probabilities, dtype=np.float64).reshape(-1)
     labels = np.asarray(labels).reshape(-1) >= 0.5
+    if len(probabilities) != len(labels):
+        raise ValueError(f"{len(probabilities)} probabilities for {len(labels)} labels")
+    predicted = probabilities > threshold
     true_positive = int(np.sum(labels & predicted))
     false_positive = int(np.sum(~labels & predicted))
     false_negative = int(np.sum(labels & ~predicted))
@@ -46,16 +66,50 @@ def xray_metrics(model, images, labels, threshold=0.5, batch_size=64):
     precision = true_positive / max(true_positive + false_positive, 1)
     recall = true_positive / max(true_positive + false_negative, 1)
     return {
-        "images": int(len(labels)), "accuracy": float(np.mean(labels == predicted)), "precision": precision,
-        "recall": recall, "f1": 2 * precision * recall / max(precision + recall, 1e-12),
+        "images": int(len(labels)), "threshold": float(threshold), "accuracy": float(np.mean(labels == predicted)),
+        "precision": precision, "recall": recall, "f1": 2 * precision * recall / max(precision + recall, 1e-12),
+        "specificity": true_negative / max(true_negative + false_positive, 1), "roc_auc": roc_auc(probabilities, labels),
         # rows: true NORMAL, PNEUMONIA; columns: predicted NORMAL, PNEUMONIA
         "confusion_matrix": [[true_negative, false_positive], [false_negative, true_positive]],
     }
 
 
+def roc_auc(probabilities, labels):
+    """The area under the ROC curve: the chance that a random PNEUMONIA image gets a higher probability than a
+    random NORMAL one, ties counting one half (the Mann-Whitney statistic); None without both classes."""
+    probabilities = np.asarray(probabilities, dtype=np.float64).reshape(-1)
+    labels = np.asarray(labels).reshape(-1) >= 0.5
+    positives, negatives = int(labels.sum()), int((~labels).sum())
+    if not positives or not negatives:
+        return None
+    order = np.argsort(probabilities, kind="mergesort")
+    ranks = np.empty(len(probabilities))
+    ranks[order] = np.arange(1, len(probabilities) + 1)
+    values, inverse = np.unique(probabilities, return_inverse=True)  # tied probabilities share their mean rank
+    ranks = (np.bincount(inverse, ranks) / np.bincount(inverse))[inverse]
+    return float((ranks[labels].sum() - positives * (positives + 1) / 2) / (positives * negatives))
+
+
+def roc_curve(probabilities, labels):
+    """(false positive rates, true positive rates, thresholds) of every threshold, from (0, 0) to (1, 1): at
+    thresholds[i] an image is called PNEUMONIA when its probability is at least that."""
+    probabilities = np.asarray(probabilities, dtype=np.float64).reshape(-1)
+    labels = np.asarray(labels).reshape(-1) >= 0.5
+    order = np.argsort(-probabilities, kind="mergesort")
+    scores, hits = probabilities[order], labels[order]
+    last_of_tie = np.r_[np.flatnonzero(np.diff(scores)), len(scores) - 1]
+    true_positives, false_positives = np.cumsum(hits)[last_of_tie], np.cumsum(~hits)[last_of_tie]
+    fpr = np.r_[0.0, false_positives / max(int((~labels).sum()), 1)]
+    tpr = np.r_[0.0, true_positives / max(int(labels.sum()), 1)]
+    return fpr, tpr, np.r_[np.inf, scores[last_of_tie]]
+
+
 def print_xray_metrics(metrics):
+    """The scores a student reports, after the sheet's two lines: precision, recall, F1, ROC AUC, the matrix."""
     (tn, fp), (fn, tp) = metrics["confusion_matrix"]
+    auc = "-" if metrics.get("roc_auc") is None else f"{metrics['roc_auc']:.4f}"
     print(f"Precision : {metrics['precision']:.4f}  Recall : {metrics['recall']:.4f}  F1 : {metrics['f1']:.4f}"
-          f"  ({metrics['images']} test images, PNEUMONIA positive)")
+          f"  ROC AUC : {auc}  ({metrics['images']} test images, PNEUMONIA positive, "
+          f"threshold {metrics.get('threshold', 0.5):g})")
     print("Confusion matrix (rows true, columns predicted):")
     print(f"             NORMAL  PNEUMONIA\n  NORMAL    {tn:8d} {fp:10d}\n  PNEUMONIA {fn:8d} {tp:10d}")

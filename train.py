@@ -3,8 +3,9 @@
     python train.py --model large
 
 prints Keras's per-epoch log (the test set is the validation data, as in the
-INSAT sheet), then the sheet's two lines "Model score" and "Model error rate",
-and writes under --out (default results/):
+INSAT sheet), then the sheet's two lines "Model score" and "Model error rate"
+(for the chest X-rays, then precision, recall, F1, ROC AUC and the confusion
+matrix), and writes under --out (default results/):
     models/<run>.json, models/<run>.weights.h5   the pair (see persistence.py)
     models/<run>.history.json, .history.csv      per-epoch metrics and seconds (see history.py)
 where <run> is the model name, plus "_seed<N>" when --seed is not 7.
@@ -303,9 +304,11 @@ def prepare_xray(settings):
     counts = [int(np.sum(y_train == label)) for label in (0, 1)]
     weights = np.array([data.class_weights(counts)[int(label)] for label in y_train[:, 0]], dtype=np.float32)
 
-    def test(model):
+    def test(model):  # the sheet's two lines, then the scores a student reports
         test_loss, test_accuracy = metrics.print_model_error_rate(model, x_test, y_test)
-        return test_loss, test_accuracy, metrics.xray_metrics(model, x_test, y_test)
+        scores = metrics.xray_metrics(model, x_test, y_test)
+        metrics.print_xray_metrics(scores)
+        return test_loss, test_accuracy, scores
 
     return Prepared.of(settings, (x_train, y_train, weights), splits.get("val", splits["test"]), test)
 

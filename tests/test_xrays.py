@@ -1,0 +1,195 @@
+"""Chest X-rays: real radiographs (tests/xrays/, credited in its README), the loader's quirks, the scores."""
+
+import json
+import shutil
+import warnings
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import data
+import metrics
+from conftest import ROOT, make_xray_tree
+
+XRAYS = ROOT / "tests" / "xrays" / "chest_xray"  # 8 + 8 train, 2 + 2 val, 4 + 4 test real radiographs
+
+
+def test_real_radiographs_load_in_name_order_normal_first_each_with_its_folders_label():
+    files, skipped = data.xray_files(XRAYS)
+    splits = data.load_xrays(XRAYS)
+    assert skipped == [] and set(splits) == {"train", "val", "test"}
+    for split, count in (("train", 8), ("val", 2), ("test", 4)):
+        images, labels = splits[split]
+        assert images.shape == (2 * count, 128, 128, 1) and images.dtype == np.float32
+        assert labels[:, 0].tolist() == [0] * count + [1] * count
+        assert [path.parent.name for path, _ in files[split]] == ["NORMAL"] * count + ["PNEUMONIA"] * count
+        assert [path.name for path, _ in files[split]] == sorted(path.name for path, _ in files[split][:count]) + \
+            sorted(path.name for path, _ in files[split][count:])
+        for (path, label), image, loaded_label in zip(files[split], images, labels[:, 0]):
+            # each array is its own file's image: predictions and labels line up with the file names
+            with Image.open(path) as original:
+                expected = np.asarray(original.convert("L").resize((128, 128), Image.Resampling.BILINEAR))
+            np.testing.assert_array_equal(image[..., 0], expected)
+            assert loaded_label == label == ("PNEUMONIA" in str(path.parent))
+    with Image.open(files["train"][0][0]) as train_image, Image.open(files["val"][0][0]) as val_image:
+        assert (train_image.mode, train_image.size, val_image.mode, val_image.size) == ("RGB", (128, 128), "L", (96, 96))
+    only_test = data.load_xrays(XRAYS, splits=("test",))
+    assert list(only_test) == ["test"] and np.array_equal(only_test["test"][0], splits["test"][0])
+
+
+def write_pattern(path, pixels, mode):
+    """Save an (H, W) uint8 pattern as mode L, RGB (three equal channels) or I;16 (16-bit grayscale PNG)."""
+    if mode == "RGB":
+        Image.fromarray(np.repeat(pixels[..., None], 3, axis=2), "RGB").save(path)
+    elif mode == "I;16":
+        Image.fromarray(pixels.astype(np.uint16) * 257).save(path)  # 0..65535, as 16-bit X-ray PNGs store it
+    else:
+        Image.fromarray(pixels, "L").save(path)
+
+
+def test_grayscale_rgb_and_16_bit_images_of_any_size_give_the_same_pixels(tmp_path):
+    pixels = np.random.default_rng(1).integers(0, 256, (300, 200), dtype=np.uint8)
+    loaded = {}
+    for mode, suffix in (("L", ".jpg"), ("L", ".png"), ("RGB", ".png"), ("I;16", ".png")):
+        path = tmp_path / f"{mode.replace(';', '')}{suffix}"
+        write_pattern(path, pixels, mode)
+        loaded[path.name] = data.read_xrays([path], image_size=128)[0]
+    with Image.open(tmp_path / "I16.png") as sixteen:
+        assert sixteen.mode.startswith("I")  # the file really is 16-bit
+    reference = loaded.pop("L.png")
+    assert reference.shape == (128, 128) and reference.dtype == np.uint8
+    np.testing.assert_array_equal(loaded["RGB.png"], reference)
+    np.testing.assert_array_equal(loaded["I16.png"], reference)
+    assert 0 < np.abs(loaded["L.jpg"].astype(int) - reference).mean() < 20  # JPEG is lossy, still the same image
+
+
+def test_hidden_and_other_files_are_skipped_with_one_line_that_counts_them(tmp_path, capsys):
+    tree = tmp_path / "chest_xray"
+    shutil.copytree(XRAYS, tree)
+    normal = tree / "train" / "NORMAL"
+    (normal / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1" + bytes(100))
+    (normal / "._IM-0115-0001.jpeg").write_bytes(b"\x00\x05\x16\x07" + bytes(60))  # macOS's AppleDouble file
+    (tree / "test" / "PNEUMONIA" / "notes.txt").write_text("read me")
+    (tree / "test" / "PNEUMONIA" / "Thumbs.db").write_bytes(bytes(10))
+    (tree / "val" / "NORMAL" / "more").mkdir()
+    clean = data.load_xrays(XRAYS)
+    capsys.readouterr()
+    loaded = data.load_xrays(tree)
+    (line,) = capsys.readouterr().out.splitlines()
+    assert f"--data-dir {tree}: skipped 5 entries that are not images" in line
+    assert "train/NORMAL/.DS_Store, train/NORMAL/._IM-0115-0001.jpeg, val/NORMAL/more, ..." in line
+    for split in clean:
+        for array, expected in zip(loaded[split], clean[split]):
+            np.testing.assert_array_equal(array, expected)
+    assert data.count_xrays(tree) == (16, 8)
+
+
+def corrupt_files(folder):
+    """Damaged files as they turn up in real trees: a cut JPEG, one of zero bytes, another file named .jpeg."""
+    good = next(XRAYS.glob("test/NORMAL/*.jpeg")).read_bytes()
+    return {"truncated.jpeg": good[: len(good) // 2], "empty.jpeg": b"",
+            "page.jpeg": b"<!DOCTYPE html><html>Sign in to download</html>"}
+
+
+@pytest.mark.parametrize("name", list(corrupt_files(None)))
+def test_a_damaged_image_is_one_line_naming_it_and_nothing_is_loaded(tmp_path, name):
+    tree = tmp_path / "chest_xray"
+    shutil.copytree(XRAYS, tree)
+    damaged = tree / "test" / "NORMAL" / name
+    damaged.write_bytes(corrupt_files(None)[name])
+    with pytest.raises(data.DataError) as error:
+        data.load_xrays(tree)
+    message = str(error.value)
+    assert message.startswith(f"--data-dir {damaged}: not an image Pillow can read") and "\n" not in message
+    assert message.endswith("replace it with a good copy or remove it from the tree")
+
+
+def test_train_stops_on_a_damaged_image_with_one_line_before_training_and_saves_nothing(tmp_path, capsys):
+    import train
+
+    tree = tmp_path / "chest_xray"
+    shutil.copytree(XRAYS, tree)
+    damaged = tree / "train" / "PNEUMONIA" / "truncated.jpeg"
+    damaged.write_bytes(corrupt_files(None)["truncated.jpeg"])
+    with pytest.raises(SystemExit) as exit_info:
+        train.main(["--model", "pneumonia", "--data-dir", str(tree), "--epochs", "1", "--out", str(tmp_path / "out"),
+                    "--quiet"])
+    assert str(exit_info.value).startswith(f"train.py: error: --data-dir {damaged}: not an image Pillow can read")
+    assert "\n" not in str(exit_info.value) and "Epoch" not in capsys.readouterr().out
+    assert not list((tmp_path / "out").rglob("pneumonia*"))
+
+
+@pytest.mark.parametrize("side", [50, 70])  # 2,500 pixels: Pillow warns; 4,900: Pillow refuses (limit 2,000 here)
+def test_an_image_too_large_for_pillow_is_one_line_naming_it_not_a_warning(tmp_path, monkeypatch, side):
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 2000)  # Pillow's default: 89,478,485 pixels (a 9,459 px square)
+    tree = make_xray_tree(tmp_path / "xray")  # 48 x 40 = 1,920 pixels an image: under the limit
+    large = tree / "test" / "PNEUMONIA" / "large.png"
+    Image.fromarray(np.zeros((side, side), np.uint8)).save(large)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(data.DataError) as error:
+            data.load_xrays(tree)
+    message = str(error.value)
+    assert message.startswith(f"--data-dir {large}: too large to read safely (Image size ({side * side} pixels) "
+                              "exceeds limit of ") and "\n" not in message
+    assert "downsize it" in message
+    assert not [w for w in caught if issubclass(w.category, Image.DecompressionBombWarning)]
+    monkeypatch.undo()
+    assert data.load_xrays(tree)["test"][0].shape == (25, 128, 128, 1)  # at Pillow's own limit it is an X-ray
+
+
+# ---------------------------------------------------------------------------- the scores a student reports
+
+
+def test_scores_follow_their_definitions_and_keras_threshold():
+    import keras
+
+    rng = np.random.default_rng(0)
+    labels = (rng.random(300) < 0.6).astype(np.float32)
+    probabilities = np.round(np.clip(labels * 0.3 + rng.random(300) * 0.7, 0, 1), 2)  # ties, and exact 0.5s
+    probabilities[:5] = 0.5
+    scores = metrics.xray_scores(probabilities, labels)
+    (tn, fp), (fn, tp) = scores["confusion_matrix"]
+    predicted = probabilities > 0.5
+    assert (tp, fp, fn, tn) == tuple(int(np.sum((labels == a) & (predicted == b)))
+                                     for a, b in ((1, 1), (0, 1), (1, 0), (0, 0)))
+    keras_accuracy = float(keras.ops.mean(keras.metrics.binary_accuracy(labels[:, None], probabilities[:, None])))
+    assert scores["accuracy"] == pytest.approx(keras_accuracy, abs=1e-7) == pytest.approx((tp + tn) / 300)
+    assert scores["precision"] == pytest.approx(tp / (tp + fp)) and scores["recall"] == pytest.approx(tp / (tp + fn))
+    assert scores["f1"] == pytest.approx(2 * tp / (2 * tp + fp + fn))
+    positives, negatives = probabilities[labels == 1][:, None], probabilities[labels == 0][None, :]
+    pairwise = np.mean((positives > negatives) + 0.5 * (positives == negatives))
+    assert scores["roc_auc"] == pytest.approx(pairwise, abs=1e-12)
+    fpr, tpr, thresholds = metrics.roc_curve(probabilities, labels)
+    assert (fpr[0], tpr[0], fpr[-1], tpr[-1]) == (0, 0, 1, 1) and np.all(np.diff(fpr) >= 0)
+    assert np.trapezoid(tpr, fpr) == pytest.approx(pairwise, abs=1e-12)
+    at_half = np.flatnonzero(thresholds > 0.5)[-1]  # the curve's point at the 0.5 threshold
+    assert (fpr[at_half], tpr[at_half]) == pytest.approx((fp / (fp + tn), tp / (tp + fn)))
+    assert metrics.roc_auc([0.2, 0.9], [1, 1]) is None
+
+
+def test_train_prints_the_xray_scores_after_the_sheets_two_lines(tmp_path, capsys):
+    """One epoch on the real radiographs: what train.py prints is what the saved pair gives on the test images."""
+    import persistence
+    import train
+
+    out = tmp_path / "out"
+    assert train.main(["--model", "pneumonia", "--data-dir", str(XRAYS), "--epochs", "1", "--out", str(out),
+                       "--quiet"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    first = next(i for i, line in enumerate(lines) if line.startswith("Model score : "))
+    test = json.loads((out / "models" / "pneumonia.history.json").read_text())["test"]
+    scores = test["metrics"]
+    (tn, fp), (fn, tp) = scores["confusion_matrix"]
+    assert lines[first:] == [
+        f"Model score : {test['accuracy'] * 100:.2f}%", f"Model error rate : {test['error_rate']:.2f}%",
+        f"Precision : {scores['precision']:.4f}  Recall : {scores['recall']:.4f}  F1 : {scores['f1']:.4f}  "
+        f"ROC AUC : {scores['roc_auc']:.4f}  (8 test images, PNEUMONIA positive, threshold 0.5)",
+        "Confusion matrix (rows true, columns predicted):", "             NORMAL  PNEUMONIA",
+        f"  NORMAL    {tn:8d} {fp:10d}", f"  PNEUMONIA {fn:8d} {tp:10d}"]
+    assert tn + fp == fn + tp == 4 and scores["accuracy"] == pytest.approx(test["accuracy"], abs=1e-6)
+    model = persistence.load_keras_model(out / "models" / "pneumonia")
+    x_test, y_test = data.load_xrays(XRAYS, splits=("test",))["test"]
+    again = metrics.xray_metrics(model, x_test, y_test)
+    assert again.pop("confusion_matrix") == scores.pop("confusion_matrix") and again == pytest.approx(scores)
