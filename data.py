@@ -379,6 +379,30 @@ def skipped_line(data_dir, skipped):
             f"{names}{', ...' if len(skipped) > 3 else ''}")
 
 
+def xray_storage(paths):
+    """How the images at paths are stored, read from their headers only: "224 x 224 RGB JPEG" when they all share
+    one size, mode and format, else the range of their sizes, their modes and formats."""
+    from PIL import Image
+
+    sizes, modes, formats = set(), set(), set()
+    for path in paths:
+        try:
+            with Image.open(path) as image:
+                sizes.add(image.size)
+                modes.add(image.mode)
+                formats.add(image.format or Path(path).suffix.lstrip(".").upper())
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, Image.DecompressionBombWarning):
+            formats.add("unreadable")
+    if not sizes:
+        return "no readable image"
+    if len(sizes) == 1:
+        (width, height), = sizes
+        size = f"{width} x {height}"
+    else:
+        size = (f"{len(sizes)} sizes, {min(w * h for w, h in sizes):,} to {max(w * h for w, h in sizes):,} pixels")
+    return f"{size} {'/'.join(sorted(modes))} {'/'.join(sorted(formats))}"
+
+
 def _gray8(image):
     """A Pillow image as 8-bit grayscale ("L"): colour through ITU-R 601 luma (Pillow's convert), 16-bit
     grayscale (PNG "I;16", "I") scaled from 0..65535 to 0..255."""

@@ -68,7 +68,7 @@ class Settings:
     optimizer: str
     learning_rate: Optional[float]  # None: Keras's default for the optimizer; with a schedule: its peak
     input_kind: str  # image, flat, hog, xray
-    validation: str  # test, holdout or none
+    validation: str  # test, holdout or none; the chest X-rays: val (the tree's val/ folder) or test
     train_images: int
     test_images: int
     train_limit: Optional[int]
@@ -109,10 +109,13 @@ class Settings:
             raise UsageError(f"--precision {precision}: choose one of {', '.join(PRECISIONS)}")
         if slice_size is not None and slice_size < 0:
             raise UsageError(f"--slice-size {slice_size}: give a number of images, or 0 for whole batches")
+        validation = recipe.validation
         if recipe.input_kind == "xray":
             if data_dir is None:
                 raise UsageError(f"--model {name} needs --data-dir DIR; {data.XRAY_LAYOUT}")
             train_images, test_images = data.count_xrays(data_dir)
+            # the tree's val/ folder, as the ARN notebook validates on; without one, the test images, as the sheets
+            validation = "val" if "val" in data.xray_split_dirs(data_dir) else "test"
         else:
             train_images = data.MNIST_TRAIN_IMAGES - (data.HOLDOUT_IMAGES if recipe.validation == "holdout" else 0)
             train_images = min(train_limit or train_images, train_images)
@@ -136,7 +139,7 @@ class Settings:
         return cls(model=name, seed=seed, epochs=epochs, batch_size=batch_size,
                    normalize=recipe.normalize if normalize is None else normalize, optimizer=recipe.optimizer,
                    learning_rate=recipe.learning_rate if learning_rate is None else learning_rate,
-                   input_kind=recipe.input_kind, validation=recipe.validation, train_images=train_images,
+                   input_kind=recipe.input_kind, validation=validation, train_images=train_images,
                    test_images=test_images, train_limit=train_limit, test_limit=test_limit,
                    data_dir=str(data_dir) if data_dir else None,
                    compute_data_format=None if recipe.data_format is None else models.COMPUTE_DATA_FORMAT,
@@ -301,6 +304,7 @@ def prepare_xray(settings):
     """The chest X-ray tree as arrays; class weights from the training counts, as the ARN notebook does."""
     splits = data.load_xrays(settings.data_dir)
     (x_train, y_train), (x_test, y_test) = splits["train"], splits["test"]
+    stored_as = data.xray_storage([path for path, _ in data.xray_files(settings.data_dir)[0]["test"]])
     counts = [int(np.sum(y_train == label)) for label in (0, 1)]
     weights = np.array([data.class_weights(counts)[int(label)] for label in y_train[:, 0]], dtype=np.float32)
 
@@ -308,9 +312,9 @@ def prepare_xray(settings):
         test_loss, test_accuracy = metrics.print_model_error_rate(model, x_test, y_test)
         scores = metrics.xray_metrics(model, x_test, y_test)
         metrics.print_xray_metrics(scores)
-        return test_loss, test_accuracy, scores
+        return test_loss, test_accuracy, {**scores, "test_images_stored_as": stored_as}  # in the history
 
-    return Prepared.of(settings, (x_train, y_train, weights), splits.get("val", splits["test"]), test)
+    return Prepared.of(settings, (x_train, y_train, weights), splits[settings.validation], test)
 
 
 PREPARE = {"image": prepare_mnist, "flat": prepare_mnist, "hog": prepare_mnist, "xray": prepare_xray}

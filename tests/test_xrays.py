@@ -1,5 +1,7 @@
 """Chest X-rays: real radiographs (tests/xrays/, credited in its README), the loader's quirks, the scores."""
 
+import contextlib
+import io
 import json
 import shutil
 import warnings
@@ -169,18 +171,31 @@ def test_scores_follow_their_definitions_and_keras_threshold():
     assert metrics.roc_auc([0.2, 0.9], [1, 1]) is None
 
 
-def test_train_prints_the_xray_scores_after_the_sheets_two_lines(tmp_path, capsys):
-    """One epoch on the real radiographs: what train.py prints is what the saved pair gives on the test images."""
-    import persistence
+@pytest.fixture(scope="module")
+def xray_run(tmp_path_factory):
+    """train.py --model pneumonia for one epoch on a copy of the real radiographs: (tree, results dir, stdout)."""
     import train
 
-    out = tmp_path / "out"
-    assert train.main(["--model", "pneumonia", "--data-dir", str(XRAYS), "--epochs", "1", "--out", str(out),
-                       "--quiet"]) == 0
-    lines = capsys.readouterr().out.splitlines()
+    root = tmp_path_factory.mktemp("xray_run")
+    tree, out = root / "chest_xray", root / "out"
+    shutil.copytree(XRAYS, tree)
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert train.main(["--model", "pneumonia", "--data-dir", str(tree), "--epochs", "1", "--out", str(out),
+                           "--quiet"]) == 0
+    return tree, out, printed.getvalue()
+
+
+def test_train_prints_the_xray_scores_after_the_sheets_two_lines(xray_run):
+    """One epoch on the real radiographs: what train.py prints is what the saved pair gives on the test images."""
+    import persistence
+
+    tree, out, printed = xray_run
+    lines = printed.splitlines()
     first = next(i for i, line in enumerate(lines) if line.startswith("Model score : "))
-    test = json.loads((out / "models" / "pneumonia.history.json").read_text())["test"]
-    scores = test["metrics"]
+    saved = json.loads((out / "models" / "pneumonia.history.json").read_text())
+    test, scores = saved["test"], dict(saved["test"]["metrics"])
+    assert saved["config"]["validation"] == "val"  # the tree's val/ folder, as the ARN notebook
     (tn, fp), (fn, tp) = scores["confusion_matrix"]
     assert lines[first:] == [
         f"Model score : {test['accuracy'] * 100:.2f}%", f"Model error rate : {test['error_rate']:.2f}%",
@@ -189,7 +204,64 @@ def test_train_prints_the_xray_scores_after_the_sheets_two_lines(tmp_path, capsy
         "Confusion matrix (rows true, columns predicted):", "             NORMAL  PNEUMONIA",
         f"  NORMAL    {tn:8d} {fp:10d}", f"  PNEUMONIA {fn:8d} {tp:10d}"]
     assert tn + fp == fn + tp == 4 and scores["accuracy"] == pytest.approx(test["accuracy"], abs=1e-6)
+    assert scores.pop("test_images_stored_as") == "128 x 128 RGB JPEG"
     model = persistence.load_keras_model(out / "models" / "pneumonia")
-    x_test, y_test = data.load_xrays(XRAYS, splits=("test",))["test"]
+    x_test, y_test = data.load_xrays(tree, splits=("test",))["test"]
     again = metrics.xray_metrics(model, x_test, y_test)
     assert again.pop("confusion_matrix") == scores.pop("confusion_matrix") and again == pytest.approx(scores)
+
+
+def test_a_tree_without_val_validates_on_the_test_images(tmp_path):
+    import train
+
+    tree = tmp_path / "chest_xray"
+    shutil.copytree(XRAYS, tree, ignore=shutil.ignore_patterns("val"))
+    assert train.Settings.of("pneumonia", data_dir=tree).validation == "test"
+    assert train.Settings.of("pneumonia", data_dir=XRAYS).validation == "val"
+
+
+def test_evaluate_writes_the_xray_table_and_figures_with_the_data_sets_credit(xray_run, tmp_path, capsys):
+    import evaluate
+
+    tree, out, _ = xray_run
+    results = tmp_path / "results"
+    shutil.copytree(out / "models", results / "models")
+    assert evaluate.main([str(results), "--data-dir", str(tree)]) == 0
+    saved = json.loads((results / "models" / "pneumonia.history.json").read_text())["test"]["metrics"]
+    report = (results / "RESULTS.md").read_text()
+    (tn, fp), (fn, tp) = saved["confusion_matrix"]
+    row = (f"| pneumonia | 8 | {saved['accuracy'] * 100:.2f}% | {saved['precision']:.3f} | {saved['recall']:.3f} | "
+           f"{saved['f1']:.3f} | {saved['specificity']:.3f} | {saved['roc_auc']:.3f} | [[{tn}, {fp}], [{fn}, {tp}]] |")
+    assert row in report  # what evaluate.py measures again is what train.py recorded
+    assert "## Chest X-rays (ARN PW4, part 2)" in report and "(Kermany et al. 2018, CC BY 4.0), stored 128 x 128 " \
+        "RGB JPEG: a copy re-saved at one size" in report
+    assert "pneumonia's error rate: on the test radiographs of the 'Chest X-Ray Images (Pneumonia)'" in report
+    for figure in ("history", "confusion", "roc", "errors"):
+        assert (results / "plots" / f"pneumonia_{figure}.png").stat().st_size > 10_000, figure
+    assert f"Precision : {saved['precision']:.4f}" in capsys.readouterr().out
+
+
+def test_evaluate_without_the_data_set_says_where_to_get_it_and_keeps_the_recorded_row(xray_run, tiny_run, tmp_path,
+                                                                                       capsys):
+    import evaluate
+
+    _, out, _ = xray_run
+    results = tmp_path / "results"
+    shutil.copytree(out / "models", results / "models")
+    shutil.copytree(tiny_run[0] / "models", results / "models", dirs_exist_ok=True)
+    recorded = json.loads((results / "models" / "pneumonia.history.json").read_text())
+    recorded["config"]["data_dir"] = str(tmp_path / "gone")  # the tree it was trained on is not on this machine
+    (results / "models" / "pneumonia.history.json").write_text(json.dumps(recorded))
+    assert evaluate.main([str(results), "--test-limit", "300"]) == 0  # the other pairs still evaluate
+    captured = capsys.readouterr()
+    (line,) = [line for line in captured.err.splitlines() if "pneumonia" in line]
+    assert line.startswith(f"evaluate.py: {results / 'models' / 'pneumonia'}: its test images ({tmp_path / 'gone'}) "
+                           "are not here")
+    assert "'Chest X-Ray Images (Pneumonia)' data set (Kermany et al. 2018, CC BY 4.0" in line
+    assert line.endswith("and pass --data-dir DIR, the folder that holds its train/ and test/")
+    assert f"Model score : {recorded['test']['accuracy'] * 100:.2f}%" in captured.out
+    assert f"| pneumonia | 8 | {recorded['test']['accuracy'] * 100:.2f}% |" in (results / "RESULTS.md").read_text()
+    assert "| small |" in (results / "RESULTS.md").read_text()
+    assert not (results / "plots" / "pneumonia_roc.png").exists()  # no figure from predictions it could not make
+    assert evaluate.main([str(results), "--data-dir", str(tmp_path / "gone")]) == 1  # a folder given that is not there
+    assert f"--data-dir {tmp_path / 'gone'}: no such directory" in capsys.readouterr().err
