@@ -212,7 +212,7 @@ def prepare_inputs(X, input_kind, data_format="channels_first", **feature_option
     """Turn get_data_mnist's (N, 1, 28, 28) images into what a model takes.
 
     input_kind "image": images in data_format ("channels_last" transposes to
-    (N, 28, 28, 1)); "flat": (N, 784) rows; "hog": HOG features (see
+    (N, 28, 28, 1)); "flat": (N, 784) rows; "grid": (N, 28, 28); "hog": HOG features (see
     hog_features; feature_options are its orientations and pixels_per_cell).
     """
     if input_kind == "image":
@@ -221,6 +221,8 @@ def prepare_inputs(X, input_kind, data_format="channels_first", **feature_option
         return X
     if input_kind == "flat":
         return flatten_images(X)
+    if input_kind == "grid":  # a model that flattens (28, 28) itself
+        return np.asarray(X).reshape(len(X), 28, 28)
     if input_kind == "hog":
         return hog_features(X, **feature_options)
     raise ValueError(f"input kind {input_kind!r} is not made from MNIST arrays")

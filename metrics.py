@@ -29,6 +29,17 @@ def print_score(accuracy):
     print("Model error rate : %.2f%%" % (100 - accuracy * 100))
 
 
+def as_probabilities(outputs, tolerance=1e-3):
+    """(probabilities, logits): outputs as they are when each row is a probability distribution (a softmax at
+    the end), else their softmax, with logits True (a model whose last layer gives logits scores by its largest
+    output either way; only its loss needs the softmax)."""
+    outputs = np.asarray(outputs, dtype=np.float64)
+    if outputs.min() >= -tolerance and np.allclose(outputs.sum(axis=1), 1, atol=tolerance):
+        return outputs.astype(np.float32), False
+    exp = np.exp(outputs - outputs.max(axis=1, keepdims=True))
+    return (exp / exp.sum(axis=1, keepdims=True)).astype(np.float32), True
+
+
 def loss_and_accuracy(probabilities, y_true):
     """model.evaluate's two numbers (categorical cross-entropy as Keras clips it, accuracy) from predictions."""
     clipped = np.clip(probabilities / probabilities.sum(axis=1, keepdims=True), 1e-7, 1 - 1e-7)

@@ -13,6 +13,7 @@ MNIST CNN, and the chest X-ray pneumonia CNN.
 the recipe (epochs, batch size, optimizer, input kind, reference result).
 """
 
+import copy
 import dataclasses
 from dataclasses import dataclass, field
 from typing import Callable, Optional, Tuple
@@ -504,12 +505,27 @@ def learning_rate_schedule(recipe, total_steps):
         warmup_steps=warmup_steps, alpha=0.0)
 
 
-def input_kind_of(model, recipe=None):
-    """What a model takes: its recipe's input kind, else (a model from elsewhere) images or flat rows by its shape."""
+# What a model from elsewhere takes, by its input shape (None: any size): (input kind, data format)
+FOREIGN_INPUTS = {(1, 28, 28): ("image", "channels_first"), (28, 28, 1): ("image", "channels_last"),
+                  (28, 28): ("grid", None), (784,): ("flat", None)}
+
+
+def input_layout(model, recipe=None):
+    """(input kind, data format) for data.prepare_inputs: the recipe's input kind and the model's data format,
+    else, for a model from elsewhere, what its input shape says (FOREIGN_INPUTS); ValueError for a model that
+    takes anything else."""
     recipe = recipe or recipe_for(model)
     if recipe is not None:
-        return recipe.input_kind
-    return "image" if len(model.input_shape) == 4 else "flat"
+        return recipe.input_kind, model_data_format(model)
+    shape = model.input_shape
+    if isinstance(shape, list):
+        raise ValueError(f"it takes {len(shape)} inputs, not one MNIST digit")
+    dims = tuple(shape[1:])
+    for known, layout in FOREIGN_INPUTS.items():
+        if len(known) == len(dims) and all(d is None or d == k for d, k in zip(dims, known)):
+            return layout
+    raise ValueError(f"it takes inputs of shape {dims}, not MNIST's 28 x 28 digits "
+                     "((784,), (28, 28), (28, 28, 1) or (1, 28, 28))")
 
 
 def recipe_for(model, history=None):
@@ -544,7 +560,8 @@ def relayout(model, data_format, float32=False):
     input must be transposed to match: (N,C,H,W) <-> (N,H,W,C)). A Keras 2.0
     Flatten kept in stored order (channels_last on a channels_first tensor:
     flattens C,H,W) gets a Permute before it in channels_last, so that it still
-    flattens C,H,W. Only used on Sequential models. float32=True also turns a
+    flattens C,H,W. Batch normalisation's channel axis moves with the channels. Sequential and functional
+    models (a functional Flatten's Permute is wired in between it and its input). float32=True also turns a
     mixed-precision model (bf16 compute, float32 weights) into a plain float32 one, for saving.
     """
     current = model_data_format(model)
@@ -553,12 +570,17 @@ def relayout(model, data_format, float32=False):
     if not change_layout and not change_dtype:
         return model
     config = model.get_config()
+    functional = not isinstance(model, keras.Sequential)
     layer_configs = []
     for layer in config["layers"]:
         layer.pop("build_config", None)  # rebuilt from the new input shape
         layer_config = layer["config"]
         if change_dtype and "dtype" in layer_config:
             layer_config["dtype"] = "float32"
+        if change_layout and layer["class_name"] == "BatchNormalization":
+            # the channel axis of (N, C, H, W) is 1, of (N, H, W, C) -1; on (N, features) both name the same axis
+            layer_config["axis"] = -1 if data_format == "channels_last" and layer_config["axis"] == 1 else (
+                1 if data_format == "channels_first" and layer_config["axis"] in (-1, 3) else layer_config["axis"])
         if change_layout and layer["class_name"] == "InputLayer":
             batch, *dims = layer_config["batch_shape"]
             if data_format == "channels_last":
@@ -569,14 +591,20 @@ def relayout(model, data_format, float32=False):
             if layer["class_name"] == "Flatten" and layer_config["data_format"] == data_format:
                 if current != "channels_first":
                     raise ValueError(f"{model.name}: cannot move a stored-order Flatten to {data_format}")
-                layer_configs.append(keras.layers.serialize(keras.layers.Permute((3, 1, 2))))  # back to C,H,W
+                permute = keras.layers.serialize(keras.layers.Permute((3, 1, 2), name=f"{layer_config['name']}_chw"))
+                if functional:  # the Permute takes the Flatten's input, the Flatten takes the Permute's output
+                    permute.update(name=permute["config"]["name"], inbound_nodes=layer["inbound_nodes"])
+                    layer["inbound_nodes"] = copy.deepcopy(layer["inbound_nodes"])
+                    for argument in layer["inbound_nodes"][0]["args"]:
+                        argument["config"]["keras_history"][0] = permute["name"]
+                layer_configs.append(permute)  # back to C,H,W
             layer_config["data_format"] = data_format
         layer_configs.append(layer)
     config["layers"] = layer_configs
     config.pop("build_input_shape", None)
     if change_dtype:
         config["dtype"] = "float32"
-    other = keras.Sequential.from_config(config)
+    other = (keras.Model if functional else keras.Sequential).from_config(config)
     other.set_weights(model.get_weights())
     if model.compiled:
         other.compile_from_config(model.get_compile_config())

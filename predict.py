@@ -9,6 +9,7 @@ ratio, then pasted into 28x28 with its centre of mass at the centre.
 """
 
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,9 @@ from skimage.transform import resize
 
 import cli  # first of the project's modules: it chooses the Keras backend and loads it with native lines filtered
 import data
+import evaluate
 import history
+import metrics
 import models
 import persistence
 from cli import UsageError
@@ -30,11 +33,16 @@ def load_grayscale(path):
     """A 2-D float array 0..255 from any image file Pillow reads; DataError otherwise."""
     path = Path(path)
     try:
-        with Image.open(path) as image:
-            image = ImageOps.exif_transpose(image)  # phone photos are often stored rotated
-            gray = np.asarray(image.convert("L"), dtype=np.float32)
+        with warnings.catch_warnings():  # Pillow's decompression-bomb warning: an error naming the file
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                image = ImageOps.exif_transpose(image)  # phone photos are often stored rotated
+                gray = np.asarray(image.convert("L"), dtype=np.float32)
     except FileNotFoundError:
         raise data.DataError(f"{path}: no such file") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise data.DataError(f"{path}: too large to read safely ({str(error).rstrip('.')}); scale the photo down "
+                             "to a few thousand pixels a side") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
         raise data.DataError(f"{path}: not an image Pillow can read ({type(error).__name__}); "
                              "use a PNG or JPEG photo or scan of one digit") from None
@@ -77,14 +85,15 @@ def default_pair(name):
 
 
 def predict(model, images, normalize=True, recipe=None):
-    """Class probabilities (N, 10) for (N, 28, 28) images 0..1; recipe defaults to the model's own."""
+    """Class probabilities (N, 10) for (N, 28, 28) images 0..1; recipe defaults to the model's own. A model from
+    elsewhere gets its inputs in the shape it takes (models.input_layout); ValueError if it takes no digits."""
     recipe = recipe or models.recipe_for(model)
-    model = models.compute_model(model)  # channels_first convolutions do not run on most CPUs
+    model = evaluate.channels_last(model, recipe)  # channels_first convolutions do not run on most CPUs
     X = images.reshape(-1, 1, 28, 28) * (1 if normalize else 255)
-    data_format = models.model_data_format(model)
-    inputs = data.prepare_inputs(X, models.input_kind_of(model, recipe), data_format,
-                                 **(recipe.input_options if recipe else {}))
-    return model.predict(inputs, verbose=0)
+    input_kind, data_format = models.input_layout(model, recipe)
+    inputs = data.prepare_inputs(X, input_kind, data_format, **(recipe.input_options if recipe else {}))
+    probabilities, _ = metrics.as_probabilities(model.predict(inputs, verbose=0))
+    return probabilities
 
 
 def make_parser():
@@ -92,7 +101,11 @@ def make_parser():
     parser = cli.OneLineErrorParser(description="Classify photos or scans of handwritten digits with a trained pair.")
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files, one digit each")
     parser.add_argument("--model", default=DEFAULT_MODEL, help="registry name of a trained MNIST model")
-    parser.add_argument("--pair", metavar="PATH", help="a pair filename without extension (overrides --model)")
+    parser.add_argument("--pair", metavar="PATH", help="a saved model: a pair's name without extension, a .keras "
+                                                       "archive or a full-model .h5 (overrides --model)")
+    parser.add_argument("--normalize", choices=["auto", "yes", "no"], default="auto",
+                        help="pixels /255 (yes) or 0..255 (no); auto: what the model was trained with, else the "
+                             "scale it scores better on (as evaluate.py --normalize auto)")
     parser.add_argument("--show", action="store_true", help="save the 28x28 image the model saw as IMAGE_28x28.png "
                                                            "in the current directory")
     return parser
@@ -104,10 +117,20 @@ def parse_args(argv=None):
 
 def run(args):
     pair = Path(args.pair) if args.pair else default_pair(args.model)
-    model, recipe, normalize = persistence.load_run(pair)
-    if recipe is None or recipe.input_kind not in ("image", "flat", "hog"):
+    saved, recipe, normalize = persistence.load_run(pair)
+    model = evaluate.channels_last(saved.model, recipe)  # once, not per image
+    try:
+        input_kind, data_format = models.input_layout(model, recipe)
+    except ValueError as error:
+        raise UsageError(f"{pair}: not an MNIST digit model: {error}") from None
+    if input_kind not in ("image", "flat", "grid", "hog"):
         raise UsageError(f"{pair}: not an MNIST digit model")
-    model = models.compute_model(model)  # once, not per image
+    normalize = {"auto": normalize, "yes": True, "no": False}[args.normalize]
+    if normalize is None:  # nothing recorded how it was trained: the MNIST test images tell
+        options = recipe.input_options if recipe else {}
+        normalize, note = evaluate.choose_pixel_scale(pair, model, evaluate.TestSets(), input_kind, data_format,
+                                                      options)
+        print(f"{pair}: {note}")
     failures = 0
     for path in args.images:
         try:
@@ -116,7 +139,13 @@ def run(args):
             print(f"predict.py: error: {error}", file=sys.stderr)
             failures += 1
             continue
-        probabilities = predict(model, digit[None], normalize, recipe)[0]
+        try:
+            probabilities = predict(model, digit[None], normalize, recipe)[0]
+        except Exception as error:  # a model from elsewhere that cannot run: its failure, not a bug of ours
+            if recipe is not None:
+                raise
+            raise UsageError(f"{pair}: Keras cannot run this model on a digit "
+                             f"({persistence.short_error(error)})") from None
         top = np.argsort(probabilities)[::-1][:3]
         print(f"{path}: {top[0]}   (top 3: " + ", ".join(f"{k} {probabilities[k] * 100:.1f}%" for k in top) + ")")
         if args.show:

@@ -14,8 +14,8 @@ def test_evaluate_prints_the_sheet_lines_and_tables_and_writes_the_report(tiny_r
     assert text.splitlines()[0] == backend.describe()  # the first line names Keras, the backend and the device
     assert f"Model score : {result['test_accuracy'] * 100:.2f}%" in text
     assert f"Model error rate : {result['error_rate']:.2f}%" in text
-    assert "| model | parameters | epochs | normalised |" in text
-    assert "| small | 203,434 | 1 | yes |" in text
+    assert "| model | saved by | input | parameters | epochs | normalised |" in text
+    assert "| small | this project (Keras 3) | (1, 28, 28) | 203,434 | 1 | yes |" in text
     # ARN part 3: the weights per layer
     assert "| model | layers with weights | weights per layer | total |" in text
     assert "| small | 3 | Conv2D 640, Conv2D 18,464, Dense 184,330 | 203,434 |" in text
@@ -186,7 +186,7 @@ def test_an_unchanged_pair_is_not_evaluated_or_drawn_again(tiny_run, tmp_path, m
     def fail(*args, **kwargs):
         raise AssertionError("evaluated or drawn again")
 
-    monkeypatch.setattr(persistence, "load_keras_model", fail)
+    monkeypatch.setattr(persistence, "load_saved", fail)
     monkeypatch.setattr(plots, "plot_confusion_matrix", fail)
     assert evaluate.main([str(out), "--test-limit", "200"]) == 0
     assert capsys.readouterr().out == first and (out / "RESULTS.md").read_text() == report
@@ -194,8 +194,8 @@ def test_an_unchanged_pair_is_not_evaluated_or_drawn_again(tiny_run, tmp_path, m
     monkeypatch.undo()
     monkeypatch.setenv("MNIST_LABS_CACHE", str(tmp_path / "cache"))
     evaluated = []
-    original = persistence.load_keras_model
-    monkeypatch.setattr(persistence, "load_keras_model", lambda *a, **k: evaluated.append(a) or original(*a, **k))
+    original = persistence.load_saved
+    monkeypatch.setattr(persistence, "load_saved", lambda *a, **k: evaluated.append(a) or original(*a, **k))
     figure.unlink()  # a missing figure: drawn again
     assert evaluate.main([str(out), "--test-limit", "200"]) == 0 and figure.is_file() and len(evaluated) == 1
     assert evaluate.main([str(out), "--test-limit", "100"]) == 0 and len(evaluated) == 2  # other options

@@ -46,7 +46,10 @@ def test_a_failed_save_keeps_the_previous_pair(tmp_path, images, monkeypatch):
 def test_missing_file_is_a_pair_error(tmp_path):
     persistence.save_keras_model(models.build_model("small"), tmp_path / "m")
     (tmp_path / "m.weights.h5").unlink()
-    with pytest.raises(persistence.PairError, match=r"m\.weights\.h5: file not found"):
+    with pytest.raises(persistence.PairError, match=r"m\.json: no weights beside it \(m\.weights\.h5, or m\.h5"):
+        persistence.load_keras_model(tmp_path / "m")
+    (tmp_path / "m.json").unlink()
+    with pytest.raises(persistence.PairError, match=r"m\.json: file not found; train the model first"):
         persistence.load_keras_model(tmp_path / "m")
 
 

@@ -1,0 +1,174 @@
+"""A teacher's desk: models saved by other people's Keras load and compute what their own Keras computed.
+
+The fixtures in tests/fixtures/ were written by Keras 1.2.2, 2.0.8 and 2.3.1 on Theano, tf.keras 2.x (tf_keras
+2.21) and Keras 3, each in its own throwaway environment (tests/fixtures/make_fixtures.py says how), with the
+writer's own predictions for the first 64 test images beside each model. Nothing here needs those versions.
+"""
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from PIL import Image
+
+import data
+import evaluate
+import models
+import persistence
+import predict
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+MANIFEST = dict(json.loads(line) for line in (FIXTURES / "fixtures.jsonl").read_text().splitlines() if line)
+LOADABLE = sorted(name for name, entry in MANIFEST.items() if entry.get("expect") != "refused")
+
+
+@pytest.fixture(scope="module")
+def test_images():
+    _, (X_test, y_test), _ = data.get_data_mnist(normalize=False)
+    return X_test, y_test
+
+
+@pytest.mark.parametrize("name", LOADABLE)
+def test_each_saved_model_predicts_what_its_own_keras_predicted(name, test_images):
+    entry = MANIFEST[name]
+    saved = persistence.load_saved(FIXTURES / entry["files"][0])
+    assert saved.writer.startswith(entry["writer"].split(" (")[0])  # "Keras 2.0.8", from the file's own attributes
+    model = models.compute_model(saved.model)
+    input_kind, data_format = models.input_layout(model)
+    X = test_images[0][:64] / (255 if entry["pixels"] == "0..1" else 1)
+    outputs = model.predict(data.prepare_inputs(X, input_kind, data_format), verbose=0)
+    expected = np.load(FIXTURES / f"{name}.expected.npy")
+    np.testing.assert_allclose(outputs, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_theano_kernels_are_flipped_as_keras_2_did():
+    """tf_keras 2.21 does not flip them: its error rate for the Theano CNN is far from what Theano computed."""
+    entry = MANIFEST["keras208_theano_cnn"]
+    assert entry["tf_keras_2_21_error_rate"] > 4 * entry["error_rate"]
+    with h5py.File(FIXTURES / "keras208_theano_cnn.h5") as f:
+        stored = f["conv2d_1"]["conv2d_1/kernel"][()]  # Keras 2.0 on Theano: no ":0"
+    loaded = persistence.load_keras_model(FIXTURES / "keras208_theano_cnn").layers[0].get_weights()[0]
+    np.testing.assert_array_equal(loaded, stored[::-1, ::-1])
+
+
+def test_keras_1_is_refused_in_one_line():
+    with pytest.raises(persistence.PairError, match=r"keras122_theano_mlp\.json: written by Keras 1\.2\.2, whose "
+                                                    "format neither Keras 2 nor Keras 3 reads"):
+        persistence.load_keras_model(FIXTURES / "keras122_theano_mlp")
+
+
+@pytest.mark.parametrize("name", ["keras208_theano_mlp_raw", "tf_keras_raw_cnn", "tf_keras_bn_cnn",
+                                  "keras231_theano_functional_bn", "tf_keras_flatten_mlp"])
+def test_auto_finds_the_pixel_scale_the_model_was_trained_on(name):
+    saved = persistence.load_saved(FIXTURES / MANIFEST[name]["files"][0])
+    model = models.compute_model(saved.model)
+    normalize, note = evaluate.choose_pixel_scale(name, model, evaluate.TestSets(500), *models.input_layout(model),
+                                                  {})
+    assert normalize == (MANIFEST[name]["pixels"] == "0..1")
+    assert note.startswith(f"pixels {MANIFEST[name]['pixels']}, chosen on 500 test images") and "close" not in note
+
+
+def broken_files(folder):
+    """Files a teacher finds among the ones handed in, each of which must be one line, and what that line says."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "lonely.json").write_text((FIXTURES / "tf_keras_bn_cnn.json").read_text())
+    shutil.copy(FIXTURES / "tf_keras_bn_cnn.h5", folder / "weights_only.h5")
+    (folder / "notes.keras").write_text("not a zip")
+    (folder / "corrupt.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(100))
+    (folder.parent / "yann").mkdir()  # model.save("yann") in TensorFlow 2.x before 2.16: a SavedModel folder
+    (folder.parent / "yann" / "saved_model.pb").write_bytes(b"")
+    import keras
+
+    three = keras.Sequential([keras.Input((784,)), keras.layers.Dense(3, activation="softmax")])
+    three.save(folder / "three_classes.keras")
+    colour = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Flatten(), keras.layers.Dense(10)])
+    colour.save(folder / "cifar.keras")
+    return {"zoe/lonely.json": "no weights beside it", "zoe/weights_only.h5": "holds weights only",
+            "zoe/notes.keras": "not a readable Keras archive", "zoe/corrupt.h5": "not a readable HDF5 model file",
+            "yann": "a TensorFlow SavedModel folder", "zoe/three_classes.keras": "not MNIST's 10 classes",
+            "zoe/cifar.keras": "takes inputs of shape (32, 32, 3)"}
+
+
+def test_a_teachers_folder_of_mixed_files(tmp_path, capsys):
+    """students/ with one folder per student (as a course platform's download gives) and loose files: every good
+    model gets its row, with what wrote it and the scale chosen; every bad file one line; nothing is written
+    among the students' files; the CSV has the table."""
+    students = tmp_path / "students"
+    for name in ["keras208_theano_cnn", "tf_keras_raw_cnn", "tf_keras_functional_logits", "keras3_model",
+                 "tf_keras_full", "keras122_theano_mlp"]:
+        folder = students / name.split("_")[0]
+        folder.mkdir(parents=True, exist_ok=True)
+        for file in MANIFEST[name]["files"]:
+            shutil.copy(FIXTURES / file, folder / file)
+    expected_errors = broken_files(students / "zoe")
+    before = sorted(p.relative_to(students) for p in students.rglob("*"))
+    grades = tmp_path / "grades.csv"
+    assert evaluate.main([str(students), "--csv", str(grades), "--test-limit", "500"]) == 1  # some failed
+    output = capsys.readouterr()
+    errors = output.err.strip().splitlines()
+    assert len(errors) == len(expected_errors) + 1  # and the Keras 1 pair
+    for file, message in expected_errors.items():
+        assert any(f"students/{file}:" in line and message in line for line in errors), (file, errors)
+    assert any("keras122_theano_mlp.json: written by Keras 1.2.2" in line for line in errors)
+    assert "Traceback" not in output.err + output.out
+    rows = {line.split(" | ")[0][2:]: line for line in output.out.splitlines() if line.startswith("| ")}
+    assert rows["keras208/keras208_theano_cnn"].split(" | ")[1:3] == ["Keras 2.0.8 (theano)", "(1, 28, 28)"]
+    assert "| no (chosen) |" in rows["tf/tf_keras_raw_cnn"]
+    assert "| yes (chosen) |" in rows["keras3/keras3_model.keras"]
+    assert "its outputs are not probabilities (no softmax at the end)" in output.out
+    assert sorted(p.relative_to(students) for p in students.rglob("*")) == before  # no report among their files
+    with open(grades, newline="") as f:
+        table = list(csv.DictReader(f))
+    assert [row["model"] for row in table] == [name for name in rows if name not in ("model", "---")]
+    raw = next(row for row in table if row["model"] == "tf/tf_keras_raw_cnn")
+    assert raw["normalised"] == "no (chosen)" and raw["notes"].startswith("pixels 0..255, chosen on 500")
+    assert raw["saved by"] == MANIFEST["tf_keras_raw_cnn"]["writer"]
+
+
+def test_the_table_error_rate_is_the_writers_own(capsys):
+    """On all 10,000 test images, the error rate evaluate.py prints for each fixture is the one its own Keras
+    computed (make_fixtures.py recorded it), with the scale chosen by auto."""
+    names = ["keras208_theano_cnn", "keras231_theano_functional_bn", "tf_keras_raw_cnn", "keras3_full"]
+    paths = [str(FIXTURES / MANIFEST[name]["files"][-1]) for name in names]
+    assert evaluate.main([*paths, "--no-report"]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("Model error rate")]
+    assert lines == [f"Model error rate : {MANIFEST[name]['error_rate']:.2f}%" for name in names]
+
+
+def test_normalize_still_forces(capsys):
+    assert evaluate.main([str(FIXTURES / "tf_keras_raw_cnn"), "--normalize", "yes", "--test-limit", "500",
+                          "--no-report"]) == 0
+    output = capsys.readouterr().out
+    assert "chosen" not in output and "| yes |" in output
+
+
+def test_load_keras_model_takes_every_format():
+    for name in ("keras3_model.keras", "keras3_full.h5", "tf_keras_full.h5", "tf_keras_bn_cnn.h5",
+                 "tf_keras_bn_cnn.json", "tf_keras_bn_cnn"):
+        model = persistence.load_keras_model(FIXTURES / name)
+        assert model.compiled and model.output_shape == (None, 10)
+
+
+def test_predict_reads_a_model_from_elsewhere(tmp_path, test_images, capsys):
+    digit = test_images[0][0, 0]
+    Image.fromarray(digit.astype(np.uint8)).resize((280, 280)).save(tmp_path / "seven.png")
+    assert predict.main([str(tmp_path / "seven.png"), "--pair", str(FIXTURES / "tf_keras_raw_cnn.h5")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].endswith("on 0..1") and "pixels 0..255, chosen" in lines[0]
+    assert lines[-1].startswith(f"{tmp_path / 'seven.png'}: 7 ")
+
+
+def test_an_image_too_large_for_pillow_is_one_line(tmp_path, monkeypatch, capsys):
+    """Pillow refuses images past twice its limit of 89 million pixels (a 20,000 x 20,000 scan) and warns past
+    the limit; the limit is lowered here so that a small file stands for such a scan."""
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    for size in [(50, 30), (40, 40)]:  # past twice the limit (an error in Pillow), past the limit (a warning)
+        path = tmp_path / f"scan{size[0]}.png"
+        Image.fromarray(np.full(size, 200, np.uint8)).save(path)
+        assert predict.main([str(path), "--pair", str(FIXTURES / "keras3_model.keras")]) == 1
+        error = capsys.readouterr().err.strip()
+        assert error.count("\n") == 0 and f"{path}: too large to read safely" in error
