@@ -18,9 +18,11 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Callable, Optional, Tuple
 
-import backend  # noqa: F401  (chooses Keras's backend before keras is imported)
+import backend  # chooses Keras's backend before keras is imported
 import keras
 from keras import layers, ops
+
+backend.tune_keras()
 
 import data
 

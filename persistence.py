@@ -1,8 +1,11 @@
 """Save and load a model as the INSAT sheet does: a JSON architecture plus HDF5 weights.
 
-Pairs written by Keras 2 (`filename.json` + `filename.h5`, from the sheet's own
-code on tf.keras 2.x or on the tutorial's Keras 2.0) load too: see
-_model_from_legacy_json and _set_legacy_weights.
+What other people's Keras saved loads too (load_saved; a teacher's desk):
+pairs written by Keras 2 (`filename.json` + `filename.h5`, from the sheet's own
+code on tf.keras 2.x or on the tutorial's Keras 2.0, on TensorFlow or Theano:
+see _model_from_legacy_json and _set_legacy_weights), Keras 3's `.keras`
+archives and full-model `.h5` files (`model.save`, Keras 2 or 3). Keras 1's
+files are refused in one line, as Keras 2 refused them.
 
 The pair for `filename` is:
   filename.json        model.to_json(), as in the sheet

@@ -1,4 +1,4 @@
-"""bench.py's FLOP count, sliced batches, bf16 training, and MirroredStrategy on two logical CPUs."""
+"""bench.py's FLOP count, sliced batches, bf16 training, MirroredStrategy on two logical CPUs, JAX's max pooling."""
 
 import json
 
@@ -122,3 +122,37 @@ def test_a_compared_setting_is_set_in_one_environment_and_absent_from_the_other(
     assert bench.environment_with("TF_ENABLE_ONEDNN_OPTS=1")["TF_ENABLE_ONEDNN_OPTS"] == "1"
     assert "TF_ENABLE_ONEDNN_OPTS" not in bench.environment_with("TF_ENABLE_ONEDNN_OPTS=1", enabled=False)
     assert bench.environment_with("A=b=c")["A"] == "b=c"  # only the first '=' separates name and value
+
+
+@pytest.mark.skipif(backend.NAME != "jax", reason="backend.py's max pooling replaces Keras's on JAX only")
+@pytest.mark.parametrize("shape, pool, strides, padding, data_format", [
+    ((4, 24, 24, 3), 2, 2, "valid", "channels_last"),  # the sheets' 2x2
+    ((3, 25, 23, 4), (2, 2), (2, 2), "valid", "channels_last"),  # a remainder that valid pooling drops
+    ((2, 4, 12, 12), 2, 2, "valid", "channels_first"),
+    ((2, 12, 12, 3), 3, 3, "same", "channels_last"),  # "same" that pads nothing
+    ((2, 13, 12, 3), 2, 2, "same", "channels_last"),  # "same" that pads: Keras's own
+    ((2, 12, 12, 3), 3, 1, "valid", "channels_last"),  # overlapping windows: Keras's own
+])
+def test_jax_window_max_pooling_computes_what_keras_computes(shape, pool, strides, padding, data_format):
+    """Outputs and gradients bit for bit, ties included (relu'd maps: many zeros, and whole numbers): the gradient
+    goes to each window's first maximum, as XLA's select_and_scatter gives it."""
+    import jax
+    import jax.numpy as jnp
+    from keras.src.backend.jax import nn
+
+    window = nn.max_pool
+    assert window.window_max  # models.py installed it
+    original = next(cell.cell_contents for cell in window.__closure__
+                    if callable(cell.cell_contents) and cell.cell_contents.__name__ == "max_pool")
+    rng = np.random.default_rng(0)
+    x = np.maximum(rng.normal(size=shape).astype(np.float32), 0)
+    x[..., 0] = np.round(x[..., 0])
+    x = jnp.asarray(x)
+    results = []
+    for pooling in (original, window):
+        y, pullback = jax.vjp(lambda v: pooling(v, pool, strides, padding, data_format), x)
+        upstream = jnp.asarray(np.random.default_rng(1).normal(size=y.shape).astype(np.float32))
+        results.append((np.asarray(y), np.asarray(pullback(upstream)[0])))
+    np.testing.assert_array_equal(results[0][0], results[1][0])
+    np.testing.assert_array_equal(results[0][1], results[1][1])
+    assert (np.asarray(x) == 0).sum() > x.size / 4  # the ties are there
