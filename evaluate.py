@@ -54,8 +54,7 @@ XRAY_DATA = ("get the 'Chest X-Ray Images (Pneumonia)' data set (Kermany et al. 
 
 def find_pairs(paths):
     """The saved models that paths name: a directory's (models_in), a pair's name, any of its files, a .keras
-    archive, a full-model .h5. Pairs come as their name without extension, other files as they are. UsageError
-    for a path that names nothing."""
+    archive, a full-model .h5, each as model_name names it. UsageError for a path that names nothing."""
     found = []
     for path in map(Path, paths):
         if path.is_dir() and not (path / "saved_model.pb").is_file():
@@ -64,8 +63,14 @@ def find_pairs(paths):
         files = persistence.model_files(path)
         if not any(p.exists() for p in files):
             raise UsageError(f"{path}: no such directory, pair ({files[0].name} + weights) or model file")
-        found.append(path if len(files) == 1 else files[0].with_name(files[0].name[: -len(persistence.JSON_SUFFIX)]))
+        found.append(model_name(path))
     return found
+
+
+def model_name(path):
+    """A model named from any of its files: a pair by its name without extension, a single-file model as it is."""
+    files = persistence.model_files(path)
+    return files[0] if len(files) == 1 else files[0].with_name(files[0].name[: -len(persistence.JSON_SUFFIX)])
 
 
 def models_in(directory):
@@ -81,17 +86,10 @@ def models_in(directory):
             found.add(folder)
             continue
         for path in folder.iterdir():
-            name = path.name
-            if name.startswith(".") or not path.is_file() or name.endswith(".history.json"):
+            if path.name.startswith(".") or not path.is_file() or path.name.endswith(".history.json"):
                 continue
-            if name.endswith(persistence.WEIGHTS_SUFFIX) or name.endswith(persistence.JSON_SUFFIX):
-                suffix = persistence.WEIGHTS_SUFFIX if name.endswith(persistence.WEIGHTS_SUFFIX) else ".json"
-                found.add(path.with_name(name[: -len(suffix)]))
-            elif path.suffix in persistence.HDF5_SUFFIXES:
-                pair = path.with_suffix("")
-                found.add(pair if Path(f"{pair}{persistence.JSON_SUFFIX}").is_file() else path)
-            elif path.suffix == persistence.KERAS_SUFFIX:
-                found.add(path)
+            if path.suffix in (persistence.JSON_SUFFIX, persistence.KERAS_SUFFIX, *persistence.HDF5_SUFFIXES):
+                found.add(model_name(path))
     return sorted(found)
 
 
