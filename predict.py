@@ -125,6 +125,8 @@ def run(args):
         raise UsageError(f"{pair}: not an MNIST digit model: {error}") from None
     if input_kind not in ("image", "flat", "grid", "hog"):
         raise UsageError(f"{pair}: not an MNIST digit model")
+    if model.output_shape != (None, 10):
+        raise UsageError(f"{pair}: it gives outputs of shape {model.output_shape}, not MNIST's 10 classes")
     normalize = {"auto": normalize, "yes": True, "no": False}[args.normalize]
     if normalize is None:  # nothing recorded how it was trained: the MNIST test images tell
         options = recipe.input_options if recipe else {}

@@ -162,6 +162,21 @@ def test_predict_reads_a_model_from_elsewhere(tmp_path, test_images, capsys):
     assert lines[-1].startswith(f"{tmp_path / 'seven.png'}: 7 ")
 
 
+def test_predict_refuses_a_model_that_is_not_for_digits(tmp_path, test_images, capsys):
+    import keras
+
+    Image.fromarray(test_images[0][0, 0].astype(np.uint8)).save(tmp_path / "seven.png")
+    for name, model in [("three", keras.Sequential([keras.Input((784,)), keras.layers.Dense(3)])),
+                        ("cifar", keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Flatten(),
+                                                    keras.layers.Dense(10)]))]:
+        model.save(tmp_path / f"{name}.keras")
+        with pytest.raises(SystemExit) as exit_info:
+            predict.main([str(tmp_path / "seven.png"), "--pair", str(tmp_path / f"{name}.keras")])
+        message = str(exit_info.value)
+        assert message.startswith(f"predict.py: error: {tmp_path / name}.keras: ") and "\n" not in message
+        assert ("not MNIST's 10 classes" if name == "three" else "takes inputs of shape (32, 32, 3)") in message
+
+
 def test_an_image_too_large_for_pillow_is_one_line(tmp_path, monkeypatch, capsys):
     """Pillow refuses images past twice its limit of 89 million pixels (a 20,000 x 20,000 scan) and warns past
     the limit; the limit is lowered here so that a small file stands for such a scan."""
