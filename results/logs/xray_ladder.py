@@ -197,8 +197,13 @@ def main():
     parser.add_argument("--figure-only", action="store_true",
                         help="print the table and redraw the figure from xray_ladder.json, without training")
     args = parser.parse_args()
-    seeds = [int(seed) for seed in args.seeds.split(",")]
     out = Path(__file__).with_suffix(".json")
+    try:
+        seeds = [int(seed) for seed in args.seeds.split(",")]
+        if not args.figure_only:
+            data.xray_files(args.data_dir)
+    except ValueError as error:  # a bad --seeds, or data.DataError: the tree
+        sys.exit(f"xray_ladder.py: error: {error if isinstance(error, data.DataError) else '--seeds: ' + args.seeds}")
     if args.figure_only:
         runs = json.loads(out.read_text())["runs"]
         print(table(runs, seeds))

@@ -72,8 +72,13 @@ def main():
     if args.measure:
         return measure(args.measure, args.data_dir)
 
+    import data
     import history
 
+    try:
+        data.xray_files(args.data_dir)
+    except data.DataError as error:
+        sys.exit(f"xray_loader_fidelity.py: error: {error}")
     print(f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {history.machine_description()}; "
           f"commit {history.commit_description()}")
     print(f"$ python results/logs/xray_loader_fidelity.py --data-dir {args.data_dir}")
