@@ -22,9 +22,9 @@ import backend  # chooses Keras's backend before keras is imported
 import keras
 from keras import layers, ops
 
-backend.tune_keras()
-
 import data
+
+backend.tune_keras()  # JAX: max pooling without XLA's slow gradient (same numbers)
 
 SHEET_FORMAT = "channels_first"  # INSAT: K.set_image_data_format('channels_first')
 # The layout every script computes in; saved pairs keep their recipe's (the sheet's channels_first). TensorFlow

@@ -368,7 +368,9 @@ def _legacy_layer(class_name, layer_config):
         if len(layer_config["axis"]) != 1:
             raise ValueError(f"{class_name} {layer_config.get('name')} normalises over several axes")
         layer_config["axis"] = layer_config["axis"][0]
-    accepted = set(inspect.signature(cls.__init__).parameters) | {"name", "trainable"}
+    parameters = inspect.signature(cls.__init__).parameters
+    takes_base_arguments = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+    accepted = set(parameters) | ({"name", "trainable"} if takes_base_arguments else set())
     kwargs = {key: value for key, value in layer_config.items() if key in accepted and
               not key.endswith(("_initializer", "_regularizer", "_constraint")) and key != "dtype"}
     return cls(**kwargs)
