@@ -1,10 +1,12 @@
-"""Seconds per step of the sheet's `large` through train.py on the current Keras backend, and why JAX is slow there.
+"""Seconds per step of the sheet's `large` (or another recipe) through train.py on the current Keras backend, and
+why JAX was slow there.
 
-    KERAS_BACKEND=jax python results/logs/large_step_by_backend.py     (from the repository root; any backend)
+    KERAS_BACKEND=jax python results/logs/large_step_by_backend.py [MODEL]   (from the repository root; any backend)
 
-Trains `large` 3 epochs on 6,000 images (2,000 test images) and prints the fastest epoch after the first, per step
-of 200 images; on JAX it also times max pooling's forward and gradient (XLA's reduce_window, whose gradient is a
-select_and_scatter) against the same maxima taken from four strided slices, on large's first pooling input.
+Trains MODEL (default large) 3 epochs on 6,000 images (2,000 test images) and prints the fastest epoch after the
+first, per step; on JAX it also times max pooling's forward and gradient on large's first pooling input: XLA's
+reduce_window (whose gradient is a select_and_scatter), the same maxima from four strided slices, and
+backend.py's window max (what train.py uses on JAX since it was added).
 """
 
 import sys
@@ -16,14 +18,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 import backend  # noqa: E402
 import train  # noqa: E402
 
-settings = train.Settings.of("large", epochs=3, train_limit=6000, test_limit=2000)
+name = sys.argv[1] if len(sys.argv) > 1 else "large"
+settings = train.Settings.of(name, epochs=3, train_limit=6000, test_limit=2000)
 with tempfile.TemporaryDirectory() as out:
     result = train.train_and_evaluate(settings, out=out, verbose=0)
 seconds = [row["seconds"] for row in result["history"]]
-print(f"{backend.describe()}: large, epochs {seconds} s, "
+print(f"{backend.describe()}: {name}, epochs {seconds} s, "
       f"{1000 * min(seconds[1:]) / settings.batches_per_epoch:.1f} ms a step after the first epoch", flush=True)
 
-if backend.NAME == "jax":
+if backend.NAME == "jax" and name == "large":
     import jax
     import jax.numpy as jnp
     import numpy as np
@@ -51,7 +54,13 @@ if backend.NAME == "jax":
     rng = np.random.default_rng(0)
     x = jnp.maximum(jnp.asarray(rng.standard_normal((200, 24, 24, 30), dtype=np.float32)), 0)
     upstream = jnp.asarray(rng.standard_normal((200, 12, 12, 30), dtype=np.float32))
-    for name, pool in (("reduce_window (Keras's)", reduce_window), ("four strided slices", slices)):
+    from keras.src.backend.jax import nn
+
+    def window_max(x):
+        return nn.max_pool(x, 2, 2, "valid", "channels_last")
+
+    for label, pool in (("reduce_window (Keras's)", reduce_window), ("four strided slices", slices),
+                        ("backend.py's window max", window_max)):
         forward = best_ms(pool, x)
         gradient = best_ms(lambda x: jax.vjp(pool, x)[1](upstream)[0], x)
-        print(f"  max pooling 200x24x24x30, {name}: forward {forward:.1f} ms, gradient {gradient:.1f} ms", flush=True)
+        print(f"  max pooling 200x24x24x30, {label}: forward {forward:.1f} ms, gradient {gradient:.1f} ms", flush=True)
