@@ -248,16 +248,17 @@ def channels_last(model, recipe):
     """The model computing in channels_last, where TensorFlow runs convolutions on every CPU; the weights carry
     over unchanged (models.relayout). A model from elsewhere that cannot be moved (a layer that names an axis,
     say) computes as it was saved."""
-    if recipe is not None:
-        return models.compute_model(model)
     try:
         return models.compute_model(model)
     except Exception:  # its own layout then; run_model says in one line if it cannot run here
+        if recipe is not None:  # one of ours: a bug
+            raise
         return model
 
 
 AUTO_SCALE_IMAGES = 500  # test images scored on each pixel scale when nothing recorded the model's
 CLOSE_SCALES = 1.5  # a loss less than 1.5 times the other does not tell the scales apart
+PIXELS = {True: "0..1", False: "0..255"}  # normalize: the pixel scale
 
 
 def choose_pixel_scale(filename, model, test_sets, input_kind, data_format, options):
@@ -282,9 +283,6 @@ def choose_pixel_scale(filename, model, test_sets, input_kind, data_format, opti
     if other_loss < CLOSE_SCALES * loss:
         note += "; the two are close: compare with --normalize yes and no"
     return chosen, note
-
-
-PIXELS = {True: "0..1", False: "0..255"}
 
 
 def run_model(filename, model, inputs):
