@@ -129,6 +129,24 @@ def test_a_teachers_folder_of_mixed_files(tmp_path, capsys):
     assert raw["saved by"] == MANIFEST["tf_keras_raw_cnn"]["writer"]
 
 
+def test_a_copy_handed_in_twice_is_named_as_itself(tmp_path, monkeypatch, capsys):
+    """evaluate.py keeps results by the files' bytes: the same file under two names is evaluated once, and each
+    copy keeps its own name and path in the table and the CSV."""
+    monkeypatch.setenv("MNIST_LABS_CACHE", str(tmp_path / "cache"))
+    for student in ("ana", "ben"):
+        (tmp_path / "students" / student).mkdir(parents=True)
+        shutil.copy(FIXTURES / "keras3_model.keras", tmp_path / "students" / student / "model.keras")
+    grades = tmp_path / "grades.csv"
+    for _ in range(2):  # the second run takes both from the cache
+        assert evaluate.main([str(tmp_path / "students"), "--test-limit", "500", "--csv", str(grades)]) == 0
+        with open(grades, newline="") as f:
+            table = list(csv.DictReader(f))
+        expected = [(f"{student}/model.keras", str(tmp_path / "students" / student / "model.keras"))
+                    for student in ("ana", "ben")]
+        assert [(row["model"], row["file"]) for row in table] == expected
+        assert table[0]["error rate"] == table[1]["error rate"]
+
+
 def test_the_table_error_rate_is_the_writers_own(capsys):
     """On all 10,000 test images, the error rate evaluate.py prints for each fixture is the one its own Keras
     computed (make_fixtures.py recorded it), with the scale chosen by auto."""
