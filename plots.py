@@ -73,14 +73,21 @@ def plot_confusion_matrix(matrix, path, title, class_names=None, credit=None):
     plt.close(figure)
 
 
+def image_grid(count, columns, cell, title_height):
+    """A figure of `count` image cells, `columns` a row (at least one row), each cell (width, height) inches, axes
+    off; title_height inches above them for the title."""
+    rows = max(1, int(np.ceil(count / columns)))
+    figure, axes = plt.subplots(rows, columns, figsize=(columns * cell[0], rows * cell[1] + title_height),
+                                squeeze=False)
+    for axis in axes.ravel():
+        axis.axis("off")
+    return figure, axes
+
+
 def plot_misclassified(images, labels, predictions, path, title, count=36):
     """A grid of the first misclassified test images, each titled 'true -> predicted'."""
     wrong = np.flatnonzero(labels != predictions)[:count]
-    columns = 9
-    rows = max(1, int(np.ceil(len(wrong) / columns)))
-    figure, axes = plt.subplots(rows, columns, figsize=(columns * 1.1, rows * 1.25 + 0.5), squeeze=False)
-    for axis in axes.ravel():
-        axis.axis("off")
+    figure, axes = image_grid(len(wrong), 9, (1.1, 1.25), 0.5)
     for axis, index in zip(axes.ravel(), wrong):
         axis.imshow(images[index].reshape(28, 28), cmap="gray_r")
         axis.set_title(f"{labels[index]} -> {predictions[index]}", fontsize=9, color="crimson")
@@ -173,11 +180,7 @@ def plot_misclassified_xrays(images, labels, probabilities, names, path, title, 
     labels = np.asarray(labels).reshape(-1) >= 0.5
     probabilities = np.asarray(probabilities, dtype=np.float64).reshape(-1)
     wrong = labels != (probabilities > threshold)
-    columns = 6
-    rows = max(1, int(np.ceil(len(shown) / columns)))
-    figure, axes = plt.subplots(rows, columns, figsize=(columns * 1.9, rows * 2.15 + 0.8), squeeze=False)
-    for axis in axes.ravel():
-        axis.axis("off")
+    figure, axes = image_grid(len(shown), 6, (1.9, 2.15), 0.8)
     for axis, index in zip(axes.ravel(), shown):
         axis.imshow(np.asarray(images[index]).squeeze(), cmap="gray", vmin=0, vmax=255)
         truth = "PNEUMONIA" if labels[index] else "NORMAL"
