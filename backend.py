@@ -228,24 +228,33 @@ def training_data(arrays, batch_size, orders):
     """What model.fit reads its training batches from: tuples of `arrays` (indexed alike) for the indices of each
     order in orders() (one per epoch), batch_size at a time.
 
-    A generator of NumPy batches on JAX. On PyTorch the same in a DataLoader with a random generator of its own:
-    the one Keras would make draws its seed from torch's global generator, which Keras's dropout uses there, so a
-    resumed run would drop other units. On TensorFlow a tf.data pipeline that gathers the batches in its own
-    threads, as TensorFlow's own shuffling did (a Python generator there adds a hop per batch, which the small
-    models feel), with the same batches, so the same numbers.
+    A generator of NumPy batches on JAX. On PyTorch a DataLoader over the same batches, indexed (batch i of the
+    whole run), so that each pass over it starts again at the first batch: Keras's torch trainer reads one batch
+    to build the model, then starts a new pass, and a stream would have lost that batch (every epoch a batch
+    late, the last one short; an epoch of one batch lost whole). Its random generator is its own: the one Keras
+    would make draws its seed from torch's global generator, which Keras's dropout uses there, so a resumed run
+    would drop other units. On TensorFlow a tf.data pipeline that gathers the batches in its own threads, as
+    TensorFlow's own shuffling did (a Python generator there adds a hop per batch, which the small models feel),
+    with the same batches, so the same numbers.
     """
-    if NAME != "tensorflow":
-        batches = (tuple(array[order[start: start + batch_size]] for array in arrays)
-                   for order in orders() for start in range(0, len(order), batch_size))
-        if NAME == "jax":
-            return batches
+    if NAME == "jax":
+        return (tuple(array[order[start: start + batch_size]] for array in arrays)
+                for order in orders() for start in range(0, len(order), batch_size))
+    if NAME == "torch":
         import torch
 
-        class Stream(torch.utils.data.IterableDataset):
-            def __iter__(self):
-                return batches
+        epochs = list(orders())  # one permutation of the indices per epoch: a few MB for the longest run
+        starts = [(epoch, start) for epoch, order in enumerate(epochs) for start in range(0, len(order), batch_size)]
 
-        return torch.utils.data.DataLoader(Stream(), batch_size=None, generator=torch.Generator())
+        class Batches(torch.utils.data.Dataset):
+            def __len__(self):
+                return len(starts)
+
+            def __getitem__(self, index):
+                epoch, start = starts[index]
+                return tuple(array[epochs[epoch][start: start + batch_size]] for array in arrays)
+
+        return torch.utils.data.DataLoader(Batches(), batch_size=None, shuffle=False, generator=torch.Generator())
     import tensorflow as tf
 
     constants = [tf.constant(array) for array in arrays]
@@ -279,6 +288,37 @@ def tune_keras():
     (models.py, which every model goes through)."""
     if NAME == "jax":
         _jax_window_max_pooling()
+    elif NAME == "torch":
+        _torch_channels_last_views()
+
+
+def _torch_channels_last_views():
+    """Keras's channels_last convolutions and poolings on PyTorch without two copies of each input.
+
+    Keras hands torch an (N, H, W, C) tensor as the (N, C, H, W) one torch's functions take by a permute and a
+    .contiguous() copy, then, for a convolution, copies it back to torch's channels_last memory format, whose
+    oneDNN kernels it prefers. The permuted view of a contiguous (N, H, W, C) tensor already is (N, C, H, W) in
+    channels_last memory format: passed as it is, the convolution gets the input it was going to get, with no copy,
+    and max pooling runs torch's channels_last kernel (1.5 ms instead of 8.9 for the sheet's large CNN's pooling,
+    results/logs/torch_channels_last.txt). The same kernels, so the same numbers: one epoch of large and small
+    gives the same weights bit for bit. Inputs of other shapes or strides go through Keras's own function.
+    """
+    import torch
+    from keras.src.backend.torch import nn
+
+    if getattr(nn._transpose_spatial_inputs, "channels_last_views", False):
+        return
+    keras_transpose = nn._transpose_spatial_inputs
+
+    def transpose_spatial_inputs(inputs):
+        if inputs.ndim == 4:
+            view = torch.permute(inputs, (0, 3, 1, 2))
+            if view.is_contiguous(memory_format=torch.channels_last):
+                return view
+        return keras_transpose(inputs)
+
+    transpose_spatial_inputs.channels_last_views = True
+    nn._transpose_spatial_inputs = transpose_spatial_inputs
 
 
 def _jax_window_max_pooling():

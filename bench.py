@@ -2,7 +2,8 @@
 
     python bench.py                     # results/BENCH.md (about 20 minutes on 2 AVX2 cores)
     python bench.py --compare TF_ENABLE_ONEDNN_OPTS=1   # and a setting's effect on the small CNN's epoch (+10 min)
-    python bench.py --backends tensorflow,jax,torch     # and the small CNN's epoch on each Keras backend (+15 min)
+    python bench.py --backends tensorflow,jax,torch     # and every sheet model's epoch on each backend (+30 min)
+    python bench.py --backends tensorflow,jax=.venv-jax/bin/python,torch=.venv-torch/bin/python   # one venv each
     python bench.py --models small --epochs 1 --train-limit 2000 --out /tmp/bench.md
 
 The peak is TensorFlow's own 4096x4096 matmul, float32 and bfloat16, measured in the same process as the rows,
@@ -42,6 +43,8 @@ if backend.NAME == "tensorflow":  # the peak and the profile are TensorFlow's; -
     from tensorflow.tsl.profiler.protobuf import xplane_pb2
 
 DEFAULT_MODELS = ["small", "medium", "large", "arn_cnn", "mlp1"]
+SHEET_MODELS = [name for name, recipe in models.MODELS.items() if recipe.sheet != models.BEYOND
+                and recipe.input_kind != "xray"]
 DTYPES = ("fp32", "bf16")
 TARGET = 0.60  # of the peak of the row's own precision, for the small CNN
 
@@ -249,11 +252,38 @@ def small_epochs(environments, repeats=3, epochs=1, train_limit=None):
     return timings
 
 
-def backend_version(name):
-    """The version of a backend's framework, from a fresh process (None where it is not installed)."""
+def backend_version(name, python=None):
+    """The version of a backend's framework, from a fresh process of `python` (None where it is not installed)."""
     code = f"import importlib.metadata as m; print(m.version({name!r}))"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    result = subprocess.run([python or sys.executable, "-c", code], capture_output=True, text=True)
     return result.stdout.strip() if result.returncode == 0 else None
+
+
+def parse_backends(text):
+    """{backend: Python interpreter} from "tensorflow,jax=PATH,...": each backend in this Python unless a path
+    to another one (a virtual environment with that backend's requirements) is given."""
+    chosen = {}
+    for item in text.split(","):
+        name, _, python = item.strip().partition("=")
+        chosen[name] = python or sys.executable
+    return chosen
+
+
+def backend_epochs(interpreters, names, epochs, train_limit=None):
+    """{(model, backend): [seconds per epoch]} through train.py, a fresh process per run, each model on every
+    backend before the next model (the shared machine's slow minutes fall on all backends alike)."""
+    timings = {}
+    with tempfile.TemporaryDirectory() as out:
+        for name in names:
+            for label, python in interpreters.items():
+                command = [python, "train.py", "--model", name, "--epochs", str(epochs), "--quiet", "--out", out]
+                command += ["--train-limit", str(train_limit)] if train_limit else []
+                subprocess.run(command, check=True, cwd=Path(__file__).parent, capture_output=True,
+                               env={**os.environ, "KERAS_BACKEND": label})
+                timings[name, label] = [row["seconds"]
+                                        for row in history.read_history(Path(out) / "models" / name)["epochs"]]
+                print(f"{name} on {label}: {min(timings[name, label]):.1f} s/epoch", flush=True)
+    return timings
 
 
 # ----------------------------------------------------------------------------
@@ -272,10 +302,12 @@ def make_parser():
     parser.add_argument("--compare", action="append", default=[], metavar="NAME=VALUE",
                         help="also time the small CNN's epoch with and without this environment setting, "
                              "in fresh processes, three times each (e.g. TF_ENABLE_ONEDNN_OPTS=1); repeatable")
-    parser.add_argument("--backends", metavar="B1,B2,...",
-                        help="also time the small CNN's epoch through train.py on these Keras backends "
-                             "(tensorflow, jax, torch; each installed beside TensorFlow), in fresh processes, "
-                             "three times each")
+    parser.add_argument("--backends", metavar="B1,B2=PYTHON,...",
+                        help="also time each of --backend-models through train.py on these Keras backends "
+                             "(tensorflow, jax, torch), in fresh processes: each in this Python, or in the one "
+                             "given after =")
+    parser.add_argument("--backend-models", default=",".join(SHEET_MODELS),
+                        help="the models --backends times (default: every MNIST model of the two sheets)")
     parser.add_argument("--out", default="results/BENCH.md", help="the markdown report")
     return parser
 
@@ -289,10 +321,18 @@ def parse_args(argv=None):
     for setting in args.compare:
         if "=" not in setting:
             parser.error(f"argument --compare: {setting!r} is not NAME=VALUE")
-    for name in (args.backends or "").split(",") if args.backends else []:
-        if name not in backend.BACKENDS or not backend.installed(name):
-            parser.error(f"argument --backends: {name!r} is not an installed Keras backend (tensorflow, jax, torch; "
-                         f"{backend.INSTALL.get(name, 'see docs/backends.md')})")
+    for name, python in parse_backends(args.backends).items() if args.backends else ():
+        if name not in backend.BACKENDS:
+            parser.error(f"argument --backends: {name!r} is not a Keras backend (tensorflow, jax, torch)")
+        if python != sys.executable and not Path(python).is_file():
+            parser.error(f"argument --backends: {name}={python}: no such Python; give the path of a virtual "
+                         "environment's python")
+        if backend_version(name, python) is None:
+            parser.error(f"argument --backends: {name} is not installed in {python} "
+                         f"({backend.INSTALL.get(name)}), or give {name}=PYTHON of an environment that has it")
+    for name in args.backend_models.split(","):
+        if name not in models.MODELS or models.MODELS[name].input_kind == "xray":
+            parser.error(f"argument --backend-models: {name!r} is not an MNIST recipe")
     return args
 
 
@@ -317,9 +357,10 @@ def run(args):
     comparisons = {setting: (small_epochs({False: environment_with(setting, False), True: environment_with(setting)},
                                           train_limit=args.train_limit), peaks_with(setting))
                    for setting in args.compare}
-    names = args.backends.split(",") if args.backends else []
-    backends = small_epochs({name: {**os.environ, "KERAS_BACKEND": name} for name in names},
-                            train_limit=args.train_limit) if names else {}
+    interpreters = parse_backends(args.backends) if args.backends else {}
+    backends = (interpreters, backend_epochs(interpreters, args.backend_models.split(","), args.epochs,
+                                                 args.train_limit)
+                if interpreters else {})
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(report(args, peaks, rows, profiles, comparisons, backends))
     print(f"Wrote {args.out}")
@@ -372,13 +413,25 @@ def report(args, peaks, rows, profiles, comparisons, backends):
                   markdown_table(["", "seconds per epoch, each run", "fastest", "GFLOP/s", "% of its fp32 peak"],
                                  [epoch_row("without", timings[False], peaks["fp32"]),
                                   epoch_row(f"with `{setting}`", timings[True], setting_peaks["fp32"])])]
-    if backends:
-        lines += ["", "## The small CNN's epoch on each Keras backend (fresh processes, alternating)", "",
-                  "The same train.py, recipe and batches (KERAS_BACKEND set per process); each row's fraction is of "
-                  "TensorFlow's fp32 matmul peak above.", "",
-                  markdown_table(["backend", "seconds per epoch, each run", "fastest", "GFLOP/s", "% of the fp32 peak"],
-                                 [epoch_row(f"{name} {backend_version(name)}", seconds, peaks["fp32"])
-                                  for name, seconds in backends.items()])]
+    interpreters, timings = backends
+    if timings:
+        names = list(dict.fromkeys(name for name, _ in timings))
+        labels = list(interpreters)
+        versions = {label: backend_version(label, python) for label, python in interpreters.items()}
+        reference = "tensorflow" if "tensorflow" in labels else None
+        table = []
+        for name in names:
+            fastest = {label: min(timings[name, label]) for label in labels}
+            table.append([name] + [f"{fastest[label]:.1f}" + (f" ({fastest[label] / fastest[reference]:.2f}x)"
+                                                               if reference and label != reference else "")
+                                   for label in labels])
+        lines += ["", f"## Every sheet model's epoch on each Keras backend, the fastest of {args.epochs}", "",
+                  "Seconds per epoch through the same train.py, recipe and batches (KERAS_BACKEND set per process, "
+                  "each model on every backend before the next model; the first epoch holds JAX's compilation)"
+                  + (", and in brackets the backend's time over TensorFlow's" if reference else "") + ". "
+                  "Interpreters: " + ", ".join(f"{label} {versions[label]} in `{python}`"
+                                               for label, python in interpreters.items()) + ".", "",
+                  markdown_table(["model"] + labels, table)]
     targets = []
     for precision in DTYPES:
         target = f"small CNN, {precision}: at least {TARGET:.0%} of the {precision} peak"

@@ -94,6 +94,33 @@ def test_the_same_seed_twice_gives_the_same_weights(tmp_path):
     assert not np.array_equal(other["model"].get_weights()[0], runs[0]["model"].get_weights()[0])
 
 
+@pytest.mark.parametrize("batches_per_epoch", [1, 3])
+def test_fit_trains_on_every_batch_of_every_epoch_in_order(batches_per_epoch):
+    """backend.training_data through model.fit is the epochs' batches, in order, none lost: the weights are those of
+    train_on_batch over the same batches (on PyTorch the model's build used to eat the first batch, and an epoch of
+    one batch trained on nothing)."""
+    import keras
+
+    images = 4 * batches_per_epoch
+    rng = np.random.default_rng(0)
+    x, y = rng.random((images, 3), dtype=np.float32), rng.random((images, 1), dtype=np.float32)
+    orders = [rng.permutation(images) for _ in range(3)]
+    fitted, stepped = [], []
+    for _ in range(2):
+        keras.utils.set_random_seed(7)
+        model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+        model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+        (fitted if not fitted else stepped).append(model)
+    log = fitted[0].fit(backend.training_data((x, y), 4, lambda: iter(orders)), steps_per_epoch=batches_per_epoch,
+                        epochs=3, shuffle=False, verbose=0)
+    for order in orders:
+        for start in range(0, images, 4):
+            stepped[0].train_on_batch(x[order[start:start + 4]], y[order[start:start + 4]])
+    assert len(log.history["loss"]) == 3
+    for a, b in zip(fitted[0].get_weights(), stepped[0].get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
 def test_an_interrupted_run_resumes_to_the_uninterrupted_weights(tmp_path):
     # medium has dropout: its random-seed state must be restored too, not only weights and optimizer
     whole = train_run("medium", tmp_path / "whole", **RUN)

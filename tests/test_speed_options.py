@@ -1,6 +1,9 @@
-"""bench.py's FLOP count, sliced batches, bf16 training, MirroredStrategy on two logical CPUs, JAX's max pooling."""
+"""bench.py's FLOP count and report, sliced batches, bf16 training, MirroredStrategy on two logical CPUs, JAX's max
+pooling, PyTorch's channels_last views."""
 
 import json
+import re
+import sys
 
 import keras
 import numpy as np
@@ -11,7 +14,7 @@ import bench
 import cli
 import models
 import train
-from conftest import train_run
+from conftest import last_line, train_run
 
 
 def test_training_flops_of_the_small_cnn_from_its_layer_shapes():
@@ -101,8 +104,12 @@ def test_bf16_trains_and_saves_a_float32_pair(tmp_path):
 def test_bench_writes_its_report_and_the_profile_adds_up(tmp_path):
     out = tmp_path / "BENCH.md"
     assert bench.main(["--models", "mlp1", "--bf16-models", "", "--epochs", "1", "--train-limit", "500",
-                       "--profile-steps", "3", "--out", str(out)]) == 0
+                       "--profile-steps", "3", "--backends", f"tensorflow={sys.executable}",
+                       "--backend-models", "mlp1,small", "--out", str(out)]) == 0
     text = out.read_text()
+    backends = text.split("on each Keras backend")[1].split("\n## ")[0]
+    assert f"tensorflow {tf_version()} in `{sys.executable}`" in backends
+    assert re.search(r"\| mlp1 \| \d+\.\d \|", backends) and re.search(r"\| small \| \d+\.\d \|", backends)
     assert "| fp32 |" in text and "| bf16 |" in text  # both peaks, measured in this run
     assert "| mlp1 | fp32 |" in text
     for precision in ("fp32", "bf16"):
@@ -115,6 +122,19 @@ def test_bench_writes_its_report_and_the_profile_adds_up(tmp_path):
         total = next(float(row[1]) for row in rows if "sum of the parts" in row[0])
         assert abs(sum(parts.values()) - total) <= 0.1 * len(parts)  # rounding of each part to 0.1 ms
         assert next(float(row[1]) for row in rows if "measured step" in row[0]) > 0
+
+
+def test_bench_refuses_a_backend_it_cannot_run_in_one_line(tmp_path, capsys):
+    for argument, says in [("jax=" + str(tmp_path / "python"), "no such Python"), ("mxnet", "not a Keras backend")]:
+        with pytest.raises(SystemExit) as exit:
+            bench.parse_args(["--backends", argument])
+        assert exit.value.code == 2 and says in last_line(capsys.readouterr().err)
+
+
+def tf_version():
+    import importlib.metadata
+
+    return importlib.metadata.version("tensorflow")
 
 
 def test_a_compared_setting_is_set_in_one_environment_and_absent_from_the_other(monkeypatch):
@@ -156,3 +176,37 @@ def test_jax_window_max_pooling_computes_what_keras_computes(shape, pool, stride
     np.testing.assert_array_equal(results[0][0], results[1][0])
     np.testing.assert_array_equal(results[0][1], results[1][1])
     assert (np.asarray(x) == 0).sum() > x.size / 4  # the ties are there
+
+
+@pytest.mark.skipif(backend.NAME != "torch", reason="backend.py's channels_last views replace Keras's on PyTorch only")
+@pytest.mark.parametrize("layer", [
+    "Conv2D(8, 3)", "Conv2D(8, 5, padding='same')", "Conv2D(8, 3, strides=2, use_bias=False)",
+    "Conv2D(8, 3, dilation_rate=2)", "DepthwiseConv2D(3)", "SeparableConv2D(8, 3, padding='same')",
+    "Conv2DTranspose(8, 3, strides=2)", "MaxPooling2D(2)", "MaxPooling2D(3, strides=1, padding='same')",
+    "AveragePooling2D(2, padding='same')",
+])
+def test_torch_channels_last_views_compute_what_keras_computes(layer):
+    """Outputs and the gradients of inputs and weights bit for bit, with Keras's permute-and-copy and without."""
+    import keras
+    import torch
+    from keras.src.backend.torch import nn
+
+    views = nn._transpose_spatial_inputs
+    assert views.channels_last_views  # models.py installed it
+    keras_own = next(cell.cell_contents for cell in views.__closure__ if callable(cell.cell_contents))
+    keras.utils.set_random_seed(7)
+    built = eval(f"keras.layers.{layer}")
+    x = np.maximum(np.random.default_rng(0).normal(size=(3, 13, 12, 4)).astype(np.float32), 0)
+    results = []
+    try:
+        for transpose in (keras_own, views):
+            nn._transpose_spatial_inputs = transpose
+            inputs = torch.tensor(x, requires_grad=True)
+            outputs = built(inputs)
+            upstream = torch.tensor(np.random.default_rng(1).normal(size=tuple(outputs.shape)).astype(np.float32))
+            grads = torch.autograd.grad(outputs, [inputs, *[w.value for w in built.trainable_weights]], upstream)
+            results.append([outputs.detach().numpy(), *(g.numpy() for g in grads)])
+    finally:
+        nn._transpose_spatial_inputs = views
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(a, b)

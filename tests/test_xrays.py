@@ -181,7 +181,7 @@ def xray_run(tmp_path_factory):
     shutil.copytree(XRAYS, tree)
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
-        # batch 8: two batches an epoch (on PyTorch, epochs of a single batch lose it: backend.training_data)
+        # batch 8: two batches an epoch
         assert train.main(["--model", "pneumonia", "--data-dir", str(tree), "--epochs", "1", "--batch-size", "8",
                            "--out", str(out), "--quiet"]) == 0
     return tree, out, printed.getvalue()

@@ -5,12 +5,43 @@ pass, the gradient for its input (dx) and for its weights (dw), each jitted, the
     XLA_FLAGS=--xla_cpu_experimental_ynn_fusion_type= python results/logs/jax_cpu_convolutions.py
 
 (run with the jax of requirements-jax.txt; backend.py sets the second flag whenever Keras runs on JAX)
+
+With --rewrites it also times two rewrites of the same convolution as matrix products, which XLA would hand to
+its dot kernels instead of its convolution kernels: im2col (the nine shifted slices side by side, one matmul
+with the 576x32 kernel) and shifted (nine matmuls, one per tap, summed); and TensorFlow's own numbers for this
+convolution come from the same script with --tensorflow (run with the TensorFlow of requirements.txt).
 """
 import os
+import sys
 import time
 
-import jax
 import numpy as np
+
+if "--tensorflow" in sys.argv:  # the same convolution, forward and both gradients, in TensorFlow (oneDNN here)
+    import tensorflow as tf
+
+    x = tf.constant(np.random.default_rng(0).random((200, 26, 26, 64), dtype=np.float32))
+    w = tf.constant(np.random.default_rng(1).random((3, 3, 64, 32), dtype=np.float32))
+
+    def gradients(x, w):
+        with tf.GradientTape() as tape:
+            tape.watch([x, w])
+            y = tf.nn.conv2d(x, w, 1, "VALID")
+        return tape.gradient(y, [x, w])
+
+    def tf_milliseconds(function):
+        function = tf.function(function)
+        tf.nest.map_structure(lambda t: t.numpy(), function(x, w))
+        started = time.perf_counter()
+        for _ in range(5):
+            tf.nest.map_structure(lambda t: t.numpy(), function(x, w))
+        return (time.perf_counter() - started) / 5 * 1000
+
+    print(f"tensorflow {tf.__version__}: forward {tf_milliseconds(lambda x, w: tf.nn.conv2d(x, w, 1, 'VALID')):.0f} "
+          f"ms, forward and both gradients {tf_milliseconds(gradients):.0f} ms")
+    sys.exit()
+
+import jax  # noqa: E402
 
 x = jax.numpy.asarray(np.random.default_rng(0).random((200, 26, 26, 64), dtype=np.float32))
 w = jax.numpy.asarray(np.random.default_rng(1).random((3, 3, 64, 32), dtype=np.float32))
@@ -19,6 +50,19 @@ g = jax.numpy.ones((200, 24, 24, 32), "float32")
 
 def conv(x, w):
     return jax.lax.conv_general_dilated(x, w, (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+def im2col(x, w):
+    kh, kw, c, f = w.shape
+    h, v = x.shape[1] - kh + 1, x.shape[2] - kw + 1
+    columns = jax.numpy.concatenate([x[:, i:i + h, j:j + v, :] for i in range(kh) for j in range(kw)], axis=-1)
+    return jax.numpy.dot(columns, w.reshape(kh * kw * c, f))
+
+
+def shifted(x, w):
+    kh, kw, c, f = w.shape
+    h, v = x.shape[1] - kh + 1, x.shape[2] - kw + 1
+    return sum(jax.numpy.dot(x[:, i:i + h, j:j + v, :], w[i, j]) for i in range(kh) for j in range(kw))
 
 
 def milliseconds(function, *arguments):
@@ -30,7 +74,10 @@ def milliseconds(function, *arguments):
     return (time.perf_counter() - started) / 5 * 1000
 
 
-print(f"jax {jax.__version__}, XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}: "
-      f"forward {milliseconds(conv, x, w):.0f} ms, "
-      f"dx {milliseconds(lambda x, w, g: jax.vjp(lambda x: conv(x, w), x)[1](g)[0], x, w, g):.0f} ms, "
-      f"dw {milliseconds(lambda x, w, g: jax.vjp(lambda w: conv(x, w), w)[1](g)[0], x, w, g):.0f} ms")
+variants = [("lax.conv", conv)] + ([("im2col", im2col), ("shifted", shifted)] if "--rewrites" in sys.argv else [])
+for name, function in variants:
+    print(f"jax {jax.__version__}, XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}, {name}: "
+          f"forward {milliseconds(function, x, w):.0f} ms, "
+          f"dx {milliseconds(lambda x, w, g: jax.vjp(lambda x: function(x, w), x)[1](g)[0], x, w, g):.0f} ms, "
+          f"dw {milliseconds(lambda x, w, g: jax.vjp(lambda w: function(x, w), w)[1](g)[0], x, w, g):.0f} ms",
+          flush=True)
