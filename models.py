@@ -451,10 +451,10 @@ for _name, _adds, _new_flags, _epochs, _new_extra in _LADDER:
                            data_format="channels_last", builder_kwargs={**_flags, "name": _name},
                            **{"validation": "holdout", **_extra}))
 LADDER = ["small"] + [name for name, *_ in _LADDER]  # the rungs in order; the first is the sheet's
-# The ladder's target: the last rung's test error rate, mean of seeds 7, 8, 9, at most LADDER_GOAL_ERROR (%; 99.60%
-# accuracy), each run trained in under LADDER_TIME_LIMIT minutes on 2 CPU cores. evaluate.py draws both in
-# plots/ladder.png and says whether they are met.
-LADDER_GOAL_ERROR = 0.40
+# The ladder's target: the last rung's test error rate, mean of seeds 7, 8, 9, at most LADDER_GOAL_ERROR (%; 99.70%
+# accuracy, the best published single CNNs' level; it was 0.40 until `best` met it), each run trained in under
+# LADDER_TIME_LIMIT minutes on 2 CPU cores. evaluate.py draws both in plots/ladder.png and says whether they are met.
+LADDER_GOAL_ERROR = 0.30
 LADDER_TIME_LIMIT = 10
 
 MODELS = {recipe.name: recipe for recipe in _RECIPES}

@@ -8,6 +8,8 @@
    own permute-and-copy and with backend.py's views, alternately twice: the fastest epoch after the first, per
    step, and a hash of the trained weights (the same hash: the same numbers).
 3. torch's profiler over 10 train_on_batch steps of each (batch 200, with the views): the ops that take the time.
+4. With --compile, instead of 1-3: large's train_on_batch on 50 real batches, Keras's own (eager) and with jit_compile=True
+   (torch.compile, which fuses the small ops the profile shows), and how long the first, compiling, step takes.
 """
 
 import hashlib
@@ -31,6 +33,25 @@ if backend.NAME != "torch":
 views = nn._transpose_spatial_inputs
 keras_own = next(cell.cell_contents for cell in views.__closure__ if callable(cell.cell_contents))
 print(backend.describe(), f"{torch.get_num_threads()} threads", flush=True)
+
+if "--compile" in sys.argv:
+    import data  # noqa: E402
+    import models  # noqa: E402
+
+    (X_train, y_train), _, _ = data.get_data_mnist(normalize=True)
+    real = X_train[:10000].transpose(0, 2, 3, 1)
+    for jit in (False, True):
+        model = models.build_model("large", data_format="channels_last")
+        model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"], jit_compile=jit)
+        started = time.perf_counter()
+        model.train_on_batch(real[:200], y_train[:200])
+        first = time.perf_counter() - started
+        started = time.perf_counter()
+        for i in range(50):
+            model.train_on_batch(real[200 * i:200 * i + 200], y_train[200 * i:200 * i + 200])
+        print(f"4. large, jit_compile={jit}: first step {first:.1f} s, then "
+              f"{(time.perf_counter() - started) / 50 * 1000:.1f} ms a step (50 real batches)", flush=True)
+    sys.exit()
 
 
 def best_ms(function, repeats=10):
