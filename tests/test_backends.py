@@ -2,7 +2,8 @@
 
 Every recipe trains one epoch on a slice; the same seed gives the same weights; an interrupted run resumes to the
 weights of an uninterrupted one; pairs saved on any backend load on this one and compute the same; what a backend
-cannot do is one line. `KERAS_BACKEND=jax python tests/test_backends.py` writes this backend's fixture pair.
+cannot do is one line; fit trains on every batch; on PyTorch, backend.py's channels_last views compute what Keras's
+copies compute. `KERAS_BACKEND=jax python tests/test_backends.py` writes this backend's fixture pair.
 """
 
 import json
@@ -226,3 +227,37 @@ def test_what_cannot_work_is_one_line(tmp_path):
 if __name__ == "__main__":
     write_fixture_pair()
     print(f"wrote {PAIRS}/large_original_{backend.NAME}.*")
+
+
+@pytest.mark.skipif(backend.NAME != "torch", reason="backend.py's channels_last views replace Keras's on PyTorch only")
+@pytest.mark.parametrize("layer", [
+    "Conv2D(8, 3)", "Conv2D(8, 5, padding='same')", "Conv2D(8, 3, strides=2, use_bias=False)",
+    "Conv2D(8, 3, dilation_rate=2)", "DepthwiseConv2D(3)", "SeparableConv2D(8, 3, padding='same')",
+    "Conv2DTranspose(8, 3, strides=2)", "MaxPooling2D(2)", "MaxPooling2D(3, strides=1, padding='same')",
+    "AveragePooling2D(2, padding='same')",
+])
+def test_torch_channels_last_views_compute_what_keras_computes(layer):
+    """Outputs and the gradients of inputs and weights bit for bit, with Keras's permute-and-copy and without."""
+    import keras
+    import torch
+    from keras.src.backend.torch import nn
+
+    views = nn._transpose_spatial_inputs
+    assert views.channels_last_views  # models.py installed it
+    keras_own = next(cell.cell_contents for cell in views.__closure__ if callable(cell.cell_contents))
+    keras.utils.set_random_seed(7)
+    built = eval(f"keras.layers.{layer}")
+    x = np.maximum(np.random.default_rng(0).normal(size=(3, 13, 12, 4)).astype(np.float32), 0)
+    results = []
+    try:
+        for transpose in (keras_own, views):
+            nn._transpose_spatial_inputs = transpose
+            inputs = torch.tensor(x, requires_grad=True)
+            outputs = built(inputs)
+            upstream = torch.tensor(np.random.default_rng(1).normal(size=tuple(outputs.shape)).astype(np.float32))
+            grads = torch.autograd.grad(outputs, [inputs, *[w.value for w in built.trainable_weights]], upstream)
+            results.append([outputs.detach().numpy(), *(g.numpy() for g in grads)])
+    finally:
+        nn._transpose_spatial_inputs = views
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(a, b)
