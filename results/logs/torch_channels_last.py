@@ -20,6 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 import backend  # noqa: E402
+import bench  # noqa: E402
 import train  # noqa: E402  (imports models, which installs the views)
 
 import keras  # noqa: E402
@@ -55,13 +56,8 @@ if "--compile" in sys.argv:
 
 
 def best_ms(function, repeats=10):
-    function()
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - started)
-    return 1000 * min(times)
+    """bench.py's fastest call after a warm-up, in ms (bench.py imports no TensorFlow on this backend)."""
+    return 1000 * bench.best_seconds(function, repeats)
 
 
 x = torch.relu(torch.randn(200, 24, 24, 30, generator=torch.Generator().manual_seed(0))).requires_grad_(True)
