@@ -236,6 +236,15 @@ def peaks_with(setting):
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+def train_py_epochs(name, epochs, train_limit, out, environment, python=None):
+    """[seconds per epoch] of recipe `name` trained by train.py in a fresh process of `python` (this one by
+    default) with `environment`, its pair and history written under out."""
+    command = [python or sys.executable, "train.py", "--model", name, "--epochs", str(epochs), "--quiet",
+               "--out", out] + (["--train-limit", str(train_limit)] if train_limit else [])
+    subprocess.run(command, check=True, cwd=Path(__file__).parent, env=environment, capture_output=True)
+    return [row["seconds"] for row in history.read_history(Path(out) / "models" / name)["epochs"]]
+
+
 def small_epochs(environments, repeats=3, epochs=1, train_limit=None):
     """{label: [seconds per epoch]} of the small CNN through train.py in a fresh process per run, under each of
     `environments` ({label: environment}) in turn, `repeats` times: alternating, so that the shared machine's
@@ -244,11 +253,7 @@ def small_epochs(environments, repeats=3, epochs=1, train_limit=None):
     with tempfile.TemporaryDirectory() as out:
         for _ in range(repeats):
             for label, environment in environments.items():
-                command = [sys.executable, "train.py", "--model", "small", "--epochs", str(epochs), "--quiet",
-                           "--out", out] + (["--train-limit", str(train_limit)] if train_limit else [])
-                subprocess.run(command, check=True, cwd=Path(__file__).parent, env=environment, capture_output=True)
-                seconds = [row["seconds"] for row in history.read_history(Path(out) / "models" / "small")["epochs"]]
-                timings[label].append(min(seconds))
+                timings[label].append(min(train_py_epochs("small", epochs, train_limit, out, environment)))
     return timings
 
 
@@ -276,12 +281,8 @@ def backend_epochs(interpreters, names, epochs, train_limit=None):
     with tempfile.TemporaryDirectory() as out:
         for name in names:
             for label, python in interpreters.items():
-                command = [python, "train.py", "--model", name, "--epochs", str(epochs), "--quiet", "--out", out]
-                command += ["--train-limit", str(train_limit)] if train_limit else []
-                subprocess.run(command, check=True, cwd=Path(__file__).parent, capture_output=True,
-                               env={**os.environ, "KERAS_BACKEND": label})
-                timings[name, label] = [row["seconds"]
-                                        for row in history.read_history(Path(out) / "models" / name)["epochs"]]
+                timings[name, label] = train_py_epochs(name, epochs, train_limit, out,
+                                                       {**os.environ, "KERAS_BACKEND": label}, python)
                 print(f"{name} on {label}: {min(timings[name, label]):.1f} s/epoch", flush=True)
     return timings
 
