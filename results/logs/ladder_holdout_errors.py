@@ -1,0 +1,77 @@
+"""Which holdout images the ladder's pairs get wrong, and how much of that is shared (no test image is predicted).
+
+    python results/logs/ladder_holdout_errors.py [--figure PNG] PAIR [PAIR ...]   (from the repository root)
+
+PAIR: a pair trained on the first 55,000 training images (the `deeper` rung's, or ladder_variants.py's), named
+without its extension. For each pair: its errors on the holdout (the last 5,000 training images). Then: the images
+that every pair gets wrong, how many pairs miss each image that any pair misses, and the errors of the pairs'
+softmax outputs averaged (an ensemble, which the ladder's goal excludes: it bounds what one more model of the same
+kind could add). --figure: those images, missed by most pairs, drawn with their label and the averaged prediction.
+"""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "results" / "logs"))
+import cli  # noqa: E402,F401  (chooses the backend, filters native log lines)
+import data  # noqa: E402
+import ladder_variants  # noqa: E402,F401  (registers ElasticNearestAugmentation, for the pairs that hold one)
+import persistence  # noqa: E402
+
+
+def main(paths, figure=None):
+    (train_images, train_labels), _, _ = data.get_data_mnist(normalize=True)  # the test set is not predicted
+    _, (images, labels) = data.holdout_split(train_images, train_labels)
+    images = np.transpose(images, (0, 2, 3, 1))  # the ladder's pairs are channels_last
+    labels = labels.argmax(axis=1)
+    wrong, summed = {}, 0
+    for path in paths:
+        probabilities = persistence.load_keras_model(path).predict(images, batch_size=1000, verbose=0)
+        summed = summed + probabilities
+        wrong[path] = set(np.flatnonzero(probabilities.argmax(axis=1) != labels).tolist())
+        print(f"{path}: {len(wrong[path])} holdout errors of {len(labels)}")
+    every = set.intersection(*wrong.values())
+    misses = [sum(index in missed for missed in wrong.values()) for index in set.union(*wrong.values())]
+    print(f"mean over the {len(paths)} pairs: {np.mean([len(missed) for missed in wrong.values()]):.1f} errors")
+    print(f"missed by every pair: {len(every)}; by any: {len(misses)}; images missed by exactly 1, 2, ... "
+          f"{len(paths)} pairs: {np.bincount(misses, minlength=len(paths) + 1)[1:].tolist()}")
+    print(f"softmax averaged over the {len(paths)} pairs: {int((summed.argmax(axis=1) != labels).sum())} errors")
+    predicted = summed.argmax(axis=1)
+    print("missed by every pair (holdout index: label -> averaged prediction):",
+          ", ".join(f"{index}: {labels[index]}->{predicted[index]}" for index in sorted(every)))
+    if figure:
+        draw(images, labels, predicted, wrong, figure)
+
+
+def draw(images, labels, predicted, wrong, figure):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    counts = {index: sum(index in missed for missed in wrong.values()) for index in set.union(*wrong.values())}
+    most = sorted((index for index, count in counts.items() if count > len(wrong) / 2), key=lambda i: -counts[i])
+    columns = 9
+    rows = -(-len(most) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(columns * 1.1, rows * 1.35), squeeze=False)
+    for axis in axes.flat:
+        axis.axis("off")
+    for axis, index in zip(axes.flat, most):
+        axis.imshow(images[index, :, :, 0], cmap="gray_r")
+        axis.set_title(f"{labels[index]} -> {predicted[index]}\n{counts[index]}/{len(wrong)}", fontsize=8)
+    fig.suptitle(f"Holdout images that most of {len(wrong)} models miss (label -> averaged prediction, "
+                 f"models missing it)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(figure, dpi=100)
+    print(f"figure: {figure} ({len(most)} images)")
+
+
+if __name__ == "__main__":
+    arguments = sys.argv[1:]
+    figure = arguments[1] if arguments[:1] == ["--figure"] else None
+    paths = arguments[2:] if figure else arguments
+    if not paths:
+        sys.exit("usage: python results/logs/ladder_holdout_errors.py [--figure PNG] PAIR [PAIR ...]")
+    main(paths, figure)
