@@ -257,11 +257,19 @@ def small_epochs(environments, repeats=3, epochs=1, train_limit=None):
     return timings
 
 
+@functools.lru_cache(maxsize=None)  # asked when the arguments are checked, and again for the report
 def backend_version(name, python=None):
     """The version of a backend's framework, from a fresh process of `python` (None where it is not installed)."""
     code = f"import importlib.metadata as m; print(m.version({name!r}))"
     result = subprocess.run([python or sys.executable, "-c", code], capture_output=True, text=True)
     return result.stdout.strip() if result.returncode == 0 else None
+
+
+def shown_python(python):
+    """An interpreter as the report names it: relative to the repository when it lives there (.venv/bin/python),
+    so that a committed report does not carry this machine's paths."""
+    path, root = Path(python).absolute(), Path(__file__).resolve().parent
+    return path.relative_to(root).as_posix() if path.is_relative_to(root) else python
 
 
 def parse_backends(text):
@@ -430,7 +438,7 @@ def report(args, peaks, rows, profiles, comparisons, backends):
                   "Seconds per epoch through the same train.py, recipe and batches (KERAS_BACKEND set per process, "
                   "each model on every backend before the next model; the first epoch holds JAX's compilation)"
                   + (", and in brackets the backend's time over TensorFlow's" if reference else "") + ". "
-                  "Interpreters: " + ", ".join(f"{label} {versions[label]} in `{python}`"
+                  "Interpreters: " + ", ".join(f"{label} {versions[label]} in `{shown_python(python)}`"
                                                for label, python in interpreters.items()) + ".", "",
                   markdown_table(["model"] + labels, table)]
     targets = []

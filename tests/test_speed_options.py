@@ -4,6 +4,7 @@ pooling (PyTorch's channels_last views: tests/test_backends.py, which CI runs on
 import json
 import re
 import sys
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -109,7 +110,7 @@ def test_bench_writes_its_report_and_the_profile_adds_up(tmp_path):
                        "--backend-models", "mlp1,small", "--out", str(out)]) == 0
     text = out.read_text()
     backends = text.split("on each Keras backend")[1].split("\n## ")[0]
-    assert f"tensorflow {tf_version()} in `{sys.executable}`" in backends
+    assert f"tensorflow {tf_version()} in `{bench.shown_python(sys.executable)}`" in backends
     assert re.search(r"\| mlp1 \| \d+\.\d \|", backends) and re.search(r"\| small \| \d+\.\d \|", backends)
     assert "| fp32 |" in text and "| bf16 |" in text  # both peaks, measured in this run
     assert "| mlp1 | fp32 |" in text
@@ -123,6 +124,12 @@ def test_bench_writes_its_report_and_the_profile_adds_up(tmp_path):
         total = next(float(row[1]) for row in rows if "sum of the parts" in row[0])
         assert abs(sum(parts.values()) - total) <= 0.1 * len(parts)  # rounding of each part to 0.1 ms
         assert next(float(row[1]) for row in rows if "measured step" in row[0]) > 0
+
+
+def test_bench_names_an_interpreter_inside_the_repository_by_its_relative_path(tmp_path):
+    root = Path(bench.__file__).resolve().parent
+    assert bench.shown_python(str(root / ".venv-jax" / "bin" / "python")) == ".venv-jax/bin/python"
+    assert bench.shown_python(str(tmp_path / "python")) == str(tmp_path / "python")  # elsewhere: as given
 
 
 def test_bench_refuses_a_backend_it_cannot_run_in_one_line(tmp_path, capsys):
