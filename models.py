@@ -279,7 +279,7 @@ class NearestAugmentation(layers.Layer):
         batch, height, width, channels = ops.shape(images)
         rows, columns = ops.meshgrid(ops.arange(height, dtype="float32"), ops.arange(width, dtype="float32"),
                                      indexing="ij")
-        x, y = (ops.broadcast_to(grid[None], (batch, height, width)) for grid in (columns, rows))
+        x, y = self.output_grid(*(ops.broadcast_to(grid[None], (batch, height, width)) for grid in (columns, rows)))
         inside = ops.ones((batch, height, width), dtype="bool")
         for transform in reversed(transforms):  # from the last move's output back to the input
             transform = ops.cast(transform, "float32")[:, :, None, None]
@@ -292,6 +292,11 @@ class NearestAugmentation(layers.Layer):
         moved = ops.where(ops.reshape(inside, (batch, height * width, 1)), moved, ops.zeros_like(moved))
         moved = ops.reshape(moved, (batch, height, width, channels))
         return ops.transpose(moved, (0, 3, 1, 2)) if self.data_format == "channels_first" else moved
+
+    def output_grid(self, x, y):
+        """The output pixels' (x, y), before they are followed back through the moves: a subclass may move them
+        (results/logs/ladder_variants.py adds an elastic field)."""
+        return x, y
 
     def compute_output_shape(self, input_shape):
         return input_shape

@@ -37,14 +37,15 @@ import train  # noqa: E402
 
 @keras.saving.register_keras_serializable(package="ladder_variants")
 class ElasticNearestAugmentation(models.NearestAugmentation):
-    """models.NearestAugmentation with an elastic field added to the pixel grid before the three moves."""
+    """models.NearestAugmentation with an elastic field added to the pixel grid before the three moves (the one
+    rounding to the nearest pixel still comes after them)."""
 
     def __init__(self, rotation, translation, zoom, elastic=(34.0, 4.0), **kwargs):
         super().__init__(rotation, translation, zoom, **kwargs)
         self.elastic = tuple(elastic)
         self.elastic_seed = keras.random.SeedGenerator(name="elastic_seed")  # after the moves': theirs unchanged
 
-    def elastic_field(self, x, y):
+    def output_grid(self, x, y):  # the field moves the pixel grid before the three moves
         alpha, sigma = self.elastic
         radius = int(math.ceil(3 * sigma))
         taps = [math.exp(-0.5 * (offset / sigma) ** 2) for offset in range(-radius, radius + 1)]
@@ -54,27 +55,6 @@ class ElasticNearestAugmentation(models.NearestAugmentation):
             kernel = ops.tile(ops.reshape(taps, kernel_shape), (1, 1, 2, 1))
             noise = ops.depthwise_conv(noise, kernel, padding="same", data_format="channels_last")
         return x + alpha * noise[..., 0], y + alpha * noise[..., 1]
-
-    def call(self, images, training=False):  # NearestAugmentation.call, channels_last, with the field added
-        images = ops.cast(images, self.compute_dtype)
-        if not training:
-            return images
-        transforms = self.transforms(images)
-        batch, height, width, channels = ops.shape(images)
-        rows, columns = ops.meshgrid(ops.arange(height, dtype="float32"), ops.arange(width, dtype="float32"),
-                                     indexing="ij")
-        x, y = self.elastic_field(*(ops.broadcast_to(grid[None], (batch, height, width)) for grid in (columns, rows)))
-        inside = ops.ones((batch, height, width), dtype="bool")
-        for transform in reversed(transforms):
-            transform = ops.cast(transform, "float32")[:, :, None, None]
-            x, y = (models._round_half_away(transform[:, row] * x + transform[:, row + 1] * y + transform[:, row + 2])
-                    for row in (0, 3))
-            inside = inside & (x >= 0) & (x < width) & (y >= 0) & (y < height)
-        pixel = ops.reshape(ops.cast(ops.where(inside, y * width + x, 0), "int32"), (batch, height * width, 1))
-        moved = ops.take_along_axis(ops.reshape(images, (batch, height * width, channels)),
-                                    ops.broadcast_to(pixel, (batch, height * width, channels)), axis=1)
-        moved = ops.where(ops.reshape(inside, (batch, height * width, 1)), moved, ops.zeros_like(moved))
-        return ops.reshape(moved, (batch, height, width, channels))
 
     def get_config(self):
         return {**super().get_config(), "elastic": list(self.elastic)}
