@@ -301,7 +301,8 @@ def _torch_channels_last_views():
     channels_last memory format: passed as it is, the convolution gets the input it was going to get, with no copy,
     and max pooling runs torch's channels_last kernel (2.6 ms instead of 17.6, forward and backward, for the sheet's
     large CNN's pooling: results/logs/torch_channels_last.txt). The same kernels, so the same numbers: three epochs
-    of large and of small give the same weights bit for bit. Inputs of other shapes or strides go through Keras's own function.
+    of large and of small give the same weights bit for bit. Inputs of other shapes or strides go through Keras's
+    own function.
     """
     import torch
     from keras.src.backend.torch import nn

@@ -35,24 +35,24 @@ def main(paths, figure=None):
         wrong[path] = set(np.flatnonzero(probabilities.argmax(axis=1) != labels).tolist())
         print(f"{path}: {len(wrong[path])} holdout errors of {len(labels)}")
     every = set.intersection(*wrong.values())
-    misses = [sum(index in missed for missed in wrong.values()) for index in set.union(*wrong.values())]
-    print(f"mean over the {len(paths)} pairs: {np.mean([len(missed) for missed in wrong.values()]):.1f} errors")
-    print(f"missed by every pair: {len(every)}; by any: {len(misses)}; images missed by exactly 1, 2, ... "
-          f"{len(paths)} pairs: {np.bincount(misses, minlength=len(paths) + 1)[1:].tolist()}")
-    print(f"softmax averaged over the {len(paths)} pairs: {int((summed.argmax(axis=1) != labels).sum())} errors")
+    # how many pairs miss each image that any pair misses (the figure draws those that most pairs miss)
+    counts = {index: sum(index in missed for missed in wrong.values()) for index in set.union(*wrong.values())}
     predicted = summed.argmax(axis=1)
+    print(f"mean over the {len(paths)} pairs: {np.mean([len(missed) for missed in wrong.values()]):.1f} errors")
+    print(f"missed by every pair: {len(every)}; by any: {len(counts)}; images missed by exactly 1, 2, ... "
+          f"{len(paths)} pairs: {np.bincount(list(counts.values()), minlength=len(paths) + 1)[1:].tolist()}")
+    print(f"softmax averaged over the {len(paths)} pairs: {int((predicted != labels).sum())} errors")
     print("missed by every pair (holdout index: label -> averaged prediction):",
           ", ".join(f"{index}: {labels[index]}->{predicted[index]}" for index in sorted(every)))
     if figure:
-        draw(images, labels, predicted, wrong, figure)
+        draw(images, labels, predicted, counts, len(paths), figure)
 
 
-def draw(images, labels, predicted, wrong, figure):
+def draw(images, labels, predicted, counts, pairs, figure):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    counts = {index: sum(index in missed for missed in wrong.values()) for index in set.union(*wrong.values())}
-    most = sorted((index for index, count in counts.items() if count > len(wrong) / 2), key=lambda i: -counts[i])
+    most = sorted((index for index, count in counts.items() if count > pairs / 2), key=lambda i: -counts[i])
     columns = 9
     rows = -(-len(most) // columns)
     fig, axes = plt.subplots(rows, columns, figsize=(columns * 1.1, rows * 1.35), squeeze=False)
@@ -60,8 +60,8 @@ def draw(images, labels, predicted, wrong, figure):
         axis.axis("off")
     for axis, index in zip(axes.flat, most):
         axis.imshow(images[index, :, :, 0], cmap="gray_r")
-        axis.set_title(f"{labels[index]} -> {predicted[index]}\n{counts[index]}/{len(wrong)}", fontsize=8)
-    fig.suptitle(f"Holdout images that most of {len(wrong)} models miss (label -> averaged prediction, "
+        axis.set_title(f"{labels[index]} -> {predicted[index]}\n{counts[index]}/{pairs}", fontsize=8)
+    fig.suptitle(f"Holdout images that most of {pairs} models miss (label -> averaged prediction, "
                  f"models missing it)", fontsize=9)
     fig.tight_layout()
     fig.savefig(figure, dpi=100)
