@@ -284,12 +284,56 @@ def describe(device=None):
 
 
 def tune_keras():
-    """What makes Keras faster on this backend without changing what it computes; called once Keras is imported
-    (models.py, which every model goes through)."""
-    if NAME == "jax":
+    """What makes Keras run, and faster, on this backend without changing what it computes; called once Keras is
+    imported (models.py, which every model goes through)."""
+    if NAME == "tensorflow":
+        _tensorflow_channels_first_convolutions()
+    elif NAME == "jax":
         _jax_window_max_pooling()
     elif NAME == "torch":
         _torch_channels_last_views()
+
+
+def _tensorflow_channels_first_convolutions():
+    """Keras's channels_first 2D convolutions on TensorFlow as channels_last ones between two transposes, as Keras
+    already does for its poolings.
+
+    TensorFlow's own CPU convolutions take NHWC only. They run NCHW only where its oneDNN rewrite is on, which it
+    is by default on Linux x86 CPUs with AVX-512 VNNI or newer. Elsewhere (AVX2-only CPUs, macOS, Windows, or
+    TF_ENABLE_ONEDNN_OPTS=0), the sheet's channels_first models failed to fit or predict: models.small_model(),
+    or a Keras 2 pair from persistence.load_keras_model ("The Conv2D op currently only supports the NHWC tensor
+    format on the CPU"). train.py and evaluate.py never met this: they compute in channels_last (models.relayout).
+    The kernels are the channels_last model's, so the model computes what its channels_last copy computes,
+    bit for bit (tests/test_sheet_calls.py). On a GPU too: asking whether one is there would start TensorFlow's
+    devices at import, and NVIDIA's tensor cores prefer NHWC.
+    """
+    import inspect
+
+    import tensorflow as tf
+    from keras.src.backend.config import standardize_data_format
+    from keras.src.backend.tensorflow import nn
+
+    if getattr(nn.conv, "channels_last_inside", False):
+        return
+
+    def channels_last_inside(keras_function):
+        signature = inspect.signature(keras_function)
+
+        def function(*args, **kwargs):
+            arguments = signature.bind(*args, **kwargs)
+            arguments.apply_defaults()
+            inputs = arguments.arguments["inputs"]
+            if standardize_data_format(arguments.arguments["data_format"]) != "channels_first" or \
+                    len(inputs.shape) != 4:
+                return keras_function(*args, **kwargs)
+            arguments.arguments.update(inputs=tf.transpose(inputs, (0, 2, 3, 1)), data_format="channels_last")
+            return tf.transpose(keras_function(*arguments.args, **arguments.kwargs), (0, 3, 1, 2))
+
+        function.channels_last_inside = True
+        return function
+
+    for name in ("conv", "depthwise_conv", "separable_conv", "conv_transpose"):
+        setattr(nn, name, channels_last_inside(getattr(nn, name)))
 
 
 def _torch_channels_last_views():

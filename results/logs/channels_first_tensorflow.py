@@ -1,0 +1,30 @@
+"""The sheet's channels_first CNNs against their channels_last copies on a CPU: 60 training steps, three times.
+
+    PYTHONPATH=. python results/logs/channels_first_tensorflow.py     # and again with TF_ENABLE_ONEDNN_OPTS=0
+
+Output: results/logs/channels_first_tensorflow.txt ("keras's own": backend.py of 4797e2a, before issue 38).
+"""
+
+import os
+import time
+
+import backend
+import data
+import models
+
+(X, y), _, _ = data.get_data_mnist(True)
+X, y = X[:12000], y[:12000]
+patched = "patched" if hasattr(backend, "_tensorflow_channels_first_convolutions") else "keras's own"
+for name in ("large", "small"):
+    for layout in ("channels_first", "channels_last"):
+        models.keras.utils.set_random_seed(7)
+        model = models.build_model(name, data_format=layout)
+        x = X if layout == "channels_first" else X.transpose(0, 2, 3, 1)
+        model.fit(x[:400], y[:400], batch_size=200, epochs=1, verbose=0)  # warm-up: tracing
+        times = []
+        for _ in range(3):
+            started = time.perf_counter()
+            model.fit(x, y, batch_size=200, epochs=1, verbose=0)
+            times.append(time.perf_counter() - started)
+        print(os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default"), patched, name, layout, "60 steps:",
+              " ".join(f"{seconds:.2f}" for seconds in times), flush=True)
