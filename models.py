@@ -295,7 +295,7 @@ class NearestAugmentation(layers.Layer):
 
     def output_grid(self, x, y):
         """The output pixels' (x, y), before they are followed back through the moves: a subclass may move them
-        (results/logs/ladder_variants.py adds an elastic field)."""
+        (experiments/ladder_variants.py adds an elastic field)."""
         return x, y
 
     def compute_output_shape(self, input_shape):

@@ -1,7 +1,7 @@
 """A small ladder beyond the ARN pneumonia notebook: what class weights, augmentation, more epochs and a decision
 threshold chosen on held-out training images do to the test scores.
 
-    python results/logs/xray_ladder.py --data-dir DIR [--seeds 7,8,9]
+    python experiments/xray_ladder.py --data-dir DIR [--seeds 7,8,9]
 
 Every rung trains the notebook's CNN (models.pneumonia_cnn, Adam 1e-3, batch 64, binary cross-entropy) on the
 training images minus a holdout: 10% of the patients of each class (file names: personN_... for PNEUMONIA,
@@ -16,8 +16,11 @@ Rungs, each on top of the one before it:
     longer      + up to 15 epochs, the count chosen as the lowest mean holdout loss over the seeds
     threshold   + the threshold that maximises each run's balanced accuracy on its holdout (instead of 0.5)
 
-Writes, beside this script, xray_ladder.json (every run: holdout and test scores, per-epoch holdout loss, seconds)
-and prints the table; the figure goes to results/plots/pneumonia_ladder.png.
+Writes results/logs/xray_ladder.json (every run: holdout and test scores, per-epoch holdout loss, seconds) and the
+figure results/plots/pneumonia_ladder.png, and prints the table; what it prints goes to results/logs/xray_ladder.txt
+too (overwritten; with --figure-only, its table is added to the end). The committed log: that command with
+--data-dir ../shared/datasets/chest_xray, then the same with --figure-only (later, once the table had the holdout's
+recall and specificity); the lines between the two, /usr/bin/time's and the second command, by hand.
 """
 
 import argparse
@@ -28,13 +31,14 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import cli  # noqa: E402  (first: chooses the Keras backend, filters native log lines)
 import backend  # noqa: E402
 import data  # noqa: E402
 import history  # noqa: E402
+import logs  # noqa: E402
 import metrics  # noqa: E402
 import models  # noqa: E402
 
@@ -195,15 +199,17 @@ def main():
     parser.add_argument("--data-dir", required=True, metavar="DIR", help="the chest X-ray tree")
     parser.add_argument("--seeds", default="7,8,9", help="one run per seed and rung")
     parser.add_argument("--figure-only", action="store_true",
-                        help="print the table and redraw the figure from xray_ladder.json, without training")
+                        help="print the table and redraw the figure from xray_ladder.json, without training "
+                             "(the table added to the end of xray_ladder.txt)")
     args = parser.parse_args()
-    out = Path(__file__).with_suffix(".json")
+    out = logs.LOGS / "xray_ladder.json"
     try:
         seeds = [int(seed) for seed in args.seeds.split(",")]
         if not args.figure_only:
             data.xray_files(args.data_dir)
     except ValueError as error:  # a bad --seeds, or data.DataError: the tree
         sys.exit(f"xray_ladder.py: error: {error if isinstance(error, data.DataError) else '--seeds: ' + args.seeds}")
+    logs.tee("xray_ladder.txt", append=args.figure_only)  # --figure-only: the same runs, so the same log
     if args.figure_only:
         runs = json.loads(out.read_text())["runs"]
         print(table(runs, seeds))
@@ -211,7 +217,7 @@ def main():
         return
     print(f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {backend.describe()}; "
           f"{history.machine_description()}; commit {history.commit_description()}; machine shared with other work")
-    print(f"$ python results/logs/xray_ladder.py --data-dir {args.data_dir} --seeds {args.seeds}", flush=True)
+    print(f"$ python experiments/xray_ladder.py --data-dir {args.data_dir} --seeds {args.seeds}", flush=True)
     files, _ = data.xray_files(args.data_dir)
     splits = data.load_xrays(args.data_dir, splits=("train", "test"))
     (x_all, y_all), (x_test, y_test) = splits["train"], splits["test"]

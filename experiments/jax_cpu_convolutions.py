@@ -1,8 +1,8 @@
 """The small CNN's second convolution (200 images of 26x26x64 -> 24x24x32, 3x3) under JAX on the CPU: the forward
 pass, the gradient for its input (dx) and for its weights (dw), each jitted, the mean of five calls after one.
 
-    XLA_FLAGS= python results/logs/jax_cpu_convolutions.py
-    XLA_FLAGS=--xla_cpu_experimental_ynn_fusion_type= python results/logs/jax_cpu_convolutions.py
+    XLA_FLAGS= python experiments/jax_cpu_convolutions.py
+    XLA_FLAGS=--xla_cpu_experimental_ynn_fusion_type= python experiments/jax_cpu_convolutions.py --append
 
 (run with the jax of requirements-jax.txt; backend.py sets the second flag whenever Keras runs on JAX)
 
@@ -10,6 +10,11 @@ With --rewrites it also times two rewrites of the same convolution as matrix pro
 its dot kernels instead of its convolution kernels: im2col (the nine shifted slices side by side, one matmul
 with the 576x32 kernel) and shifted (nine matmuls, one per tap, summed); and TensorFlow's own numbers for this
 convolution come from the same script with --tensorflow (run with the TensorFlow of requirements.txt).
+
+Output: results/logs/jax_cpu_convolutions.txt, a run's lines added to its end with --append. The committed one,
+its comment lines by hand: the first command above under jax 0.10.2 (Python 3.11), then with --append under jax
+0.12.0.1 (Python 3.12), then the second command under each; then, on another machine and each with --append, the
+second command with --rewrites, once more without, and `python experiments/jax_cpu_convolutions.py --tensorflow`.
 """
 import os
 import sys
@@ -17,9 +22,15 @@ import time
 
 import numpy as np
 
-if "--tensorflow" in sys.argv:  # the same convolution, forward and both gradients, in TensorFlow (oneDNN here)
-    import tensorflow as tf
+import logs
 
+if "--tensorflow" in sys.argv:
+    import tensorflow as tf
+else:
+    import jax
+logs.tee("jax_cpu_convolutions.txt", append="--append" in sys.argv)  # once the import worked: the right venv
+
+if "--tensorflow" in sys.argv:  # the same convolution, forward and both gradients, in TensorFlow (oneDNN here)
     x = tf.constant(np.random.default_rng(0).random((200, 26, 26, 64), dtype=np.float32))
     w = tf.constant(np.random.default_rng(1).random((3, 3, 64, 32), dtype=np.float32))
 
@@ -40,8 +51,6 @@ if "--tensorflow" in sys.argv:  # the same convolution, forward and both gradien
     print(f"tensorflow {tf.__version__}: forward {tf_milliseconds(lambda x, w: tf.nn.conv2d(x, w, 1, 'VALID')):.0f} "
           f"ms, forward and both gradients {tf_milliseconds(gradients):.0f} ms")
     sys.exit()
-
-import jax  # noqa: E402
 
 x = jax.numpy.asarray(np.random.default_rng(0).random((200, 26, 26, 64), dtype=np.float32))
 w = jax.numpy.asarray(np.random.default_rng(1).random((3, 3, 64, 32), dtype=np.float32))

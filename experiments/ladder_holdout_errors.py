@@ -1,12 +1,16 @@
 """Which holdout images the ladder's pairs get wrong, and how much of that is shared (no test image is predicted).
 
-    python results/logs/ladder_holdout_errors.py [--figure PNG] PAIR [PAIR ...]   (from the repository root)
+    python experiments/ladder_holdout_errors.py [--figure PNG] PAIR [PAIR ...]   (from the repository root)
 
 PAIR: a pair trained on the first 55,000 training images (the `deeper` rung's, or ladder_variants.py's), named
 without its extension. For each pair: its errors on the holdout (the last 5,000 training images). Then: the images
 that every pair gets wrong, how many pairs miss each image that any pair misses, and the errors of the pairs'
 softmax outputs averaged (an ensemble, which the ladder's goal excludes: it bounds what one more model of the same
 kind could add). --figure: those images, missed by most pairs, drawn with their label and the averaged prediction.
+
+Output: results/logs/ladder_holdout_errors.txt, overwritten. The committed one and its figure: `python
+experiments/ladder_holdout_errors.py --figure results/logs/ladder_holdout_errors.png` and the 13 pairs its comment
+lines name; by hand, those lines, and the pairs outside results/models named by what they are instead of their paths.
 """
 
 import sys
@@ -14,12 +18,13 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "results" / "logs"))
+sys.path.insert(0, str(ROOT / "experiments"))
 import cli  # noqa: E402,F401  (chooses the backend, filters native log lines)
 import data  # noqa: E402
 import ladder_variants  # noqa: E402,F401  (registers ElasticNearestAugmentation, for the pairs that hold one)
+import logs  # noqa: E402
 import persistence  # noqa: E402
 
 
@@ -73,5 +78,6 @@ if __name__ == "__main__":
     figure = arguments[1] if arguments[:1] == ["--figure"] else None
     paths = arguments[2:] if figure else arguments
     if not paths:
-        sys.exit("usage: python results/logs/ladder_holdout_errors.py [--figure PNG] PAIR [PAIR ...]")
+        sys.exit("usage: python experiments/ladder_holdout_errors.py [--figure PNG] PAIR [PAIR ...]")
+    logs.tee("ladder_holdout_errors.txt")
     main(paths, figure)

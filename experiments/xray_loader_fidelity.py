@@ -1,8 +1,9 @@
 """data.load_xrays against the ARN notebook's loader, keras.utils.image_dataset_from_directory, on the same files.
 
-    python results/logs/xray_loader_fidelity.py --data-dir DIR [--model results/models/pneumonia]
+    python experiments/xray_loader_fidelity.py --data-dir DIR [--model results/models/pneumonia]
 
-Prints (output of the committed run: xray_loader_fidelity.txt beside this script):
+Prints, into results/logs/xray_loader_fidelity.txt too (overwritten; the committed one is the run with --data-dir
+../shared/datasets/chest_xray, the output as it printed it):
 1. time and peak memory of loading the whole tree (train, val, test) each way, each in a fresh process;
 2. the pixel differences, image by image, matched by file path (both in 0..255 at 128 x 128, grayscale);
 3. the test scores of one trained pair fed the test images both ways, and how many predictions change;
@@ -20,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 SPLITS = ("train", "val", "test")
 
@@ -74,14 +75,16 @@ def main():
 
     import data
     import history
+    import logs
 
     try:
         data.xray_files(args.data_dir)
     except data.DataError as error:
         sys.exit(f"xray_loader_fidelity.py: error: {error}")
+    logs.tee("xray_loader_fidelity.txt")  # not in the --measure processes: their stdout is this one's to read
     print(f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {history.machine_description()}; "
           f"commit {history.commit_description()}")
-    print(f"$ python results/logs/xray_loader_fidelity.py --data-dir {args.data_dir}")
+    print(f"$ python experiments/xray_loader_fidelity.py --data-dir {args.data_dir}")
     print("\n1. Loading the whole tree (train, val, test), each way in a fresh process, cold file cache not forced:")
     sys.stdout.flush()
     for loader in ("ours", "keras", "ours", "keras"):

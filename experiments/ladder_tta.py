@@ -1,6 +1,6 @@
 """Test-time augmentation for the ladder: does averaging a model's predictions over shifted copies of each image help?
 
-    python results/logs/ladder_tta.py            (from the repository root; TensorFlow, about a minute on 2 cores)
+    python experiments/ladder_tta.py            (from the repository root; TensorFlow, about a minute on 2 cores)
 
 1. The choice, on the holdout (the last 5,000 training images) with the committed `deeper` pairs (seeds 7, 8, 9),
    which trained on the other 55,000: each view set's errors and loss. A view shifts the whole image by whole
@@ -8,6 +8,9 @@
    softmax outputs are averaged over the views.
 2. Only then, the test set once, for the `best` pairs (seeds 7, 8, 9; trained on all 60,000 images), without
    views and with the view set that the holdout chose (fewest errors over the three seeds, then the lower loss).
+
+Output: results/logs/ladder_tta.txt, overwritten; the committed one is that command's, its three comment lines by
+hand.
 """
 
 import sys
@@ -15,10 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 import cli  # noqa: E402,F401  (chooses the backend, filters native log lines)
 import data  # noqa: E402
+import logs  # noqa: E402
 import persistence  # noqa: E402
 
 VIEW_SETS = {
@@ -72,4 +76,5 @@ def main():
 
 
 if __name__ == "__main__":
+    logs.tee("ladder_tta.txt")
     main()

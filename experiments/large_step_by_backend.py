@@ -1,12 +1,17 @@
 """Seconds per step of the sheet's `large` (or another recipe) through train.py on the current Keras backend, and
 why JAX was slow there.
 
-    KERAS_BACKEND=jax python results/logs/large_step_by_backend.py [MODEL]   (from the repository root; any backend)
+    KERAS_BACKEND=jax python experiments/large_step_by_backend.py [MODEL] [--append]   (repository root; any backend)
 
 Trains MODEL (default large) 3 epochs on 6,000 images (2,000 test images) and prints the fastest epoch after the
 first, per step; on JAX it also times max pooling's forward and gradient on large's first pooling input: XLA's
 reduce_window (whose gradient is a select_and_scatter), the same maxima from four strided slices, and
 backend.py's window max (what train.py uses on JAX since it was added).
+
+Output: results/logs/large_step_by_backend.txt, a run's lines added to its end with --append. The committed one:
+three sessions of runs with --append, one backend after the other in the order of its lines (in the last two, large
+on each backend, then small); by hand, its comment and blank lines, train.py's test lines left out, and in the last
+session only the "ms a step" lines kept.
 """
 
 import sys
@@ -14,12 +19,15 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import backend  # noqa: E402
+import logs  # noqa: E402
 import train  # noqa: E402
 
-name = sys.argv[1] if len(sys.argv) > 1 else "large"
+arguments = [argument for argument in sys.argv[1:] if argument != "--append"]
+name = arguments[0] if arguments else "large"
 settings = train.Settings.of(name, epochs=3, train_limit=6000, test_limit=2000)
+logs.tee("large_step_by_backend.txt", append="--append" in sys.argv)
 with tempfile.TemporaryDirectory() as out:
     result = train.train_and_evaluate(settings, out=out, verbose=0)
 seconds = [row["seconds"] for row in result["history"]]

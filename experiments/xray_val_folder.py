@@ -1,9 +1,9 @@
 """What the chest X-ray tree's val/ folder (16 radiographs) can tell, from the committed pneumonia histories.
 
-    python results/logs/xray_val_folder.py
+    python experiments/xray_val_folder.py
 
-Output of the committed run: xray_val_folder.txt beside this script. Needs no data set: it reads
-results/models/pneumonia*.history.json.
+Output: results/logs/xray_val_folder.txt (overwritten; the committed one is that command's, as it printed it). Needs
+no data set: it reads results/models/pneumonia*.history.json.
 """
 
 import json
@@ -11,7 +11,9 @@ import math
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+import logs
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def wilson(successes, trials, z=1.96):
@@ -23,11 +25,12 @@ def wilson(successes, trials, z=1.96):
 
 
 def main():
-    print("$ python results/logs/xray_val_folder.py")
     runs = sorted((ROOT / "results" / "models").glob("pneumonia*.history.json"))
     if not runs:
         sys.exit("xray_val_folder.py: no results/models/pneumonia*.history.json; train: python train.py --model "
                  "pneumonia --data-dir DIR --seeds 7,8,9")
+    logs.tee("xray_val_folder.txt")
+    print("$ python experiments/xray_val_folder.py")
     for path in runs:
         saved = json.loads(path.read_text())
         val = [row["val_accuracy"] for row in saved["epochs"]]

@@ -1,20 +1,28 @@
 """The sheet's channels_first CNNs against their channels_last copies on a CPU: 60 training steps, three times.
 
-    PYTHONPATH=. python results/logs/channels_first_tensorflow.py     # and again with TF_ENABLE_ONEDNN_OPTS=0
+    python experiments/channels_first_tensorflow.py
+    TF_ENABLE_ONEDNN_OPTS=0 python experiments/channels_first_tensorflow.py --append
 
-Output: results/logs/channels_first_tensorflow.txt ("keras's own": backend.py of 4797e2a, before issue 38).
+Output: results/logs/channels_first_tensorflow.txt, a run's lines added to its end with --append. The committed
+one: its comment lines and a blank line by hand, then those two runs, then the first command with --append again
+on backend.py of 4797e2a, before issue 38 ("keras's own").
 """
 
 import os
+import sys
 import time
+from pathlib import Path
 
-import backend
-import data
-import models
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import backend  # noqa: E402
+import data  # noqa: E402
+import logs  # noqa: E402
+import models  # noqa: E402
 
 (X, y), _, _ = data.get_data_mnist(True)
 X, y = X[:12000], y[:12000]
 patched = "patched" if hasattr(backend, "_tensorflow_channels_first_convolutions") else "keras's own"
+logs.tee("channels_first_tensorflow.txt", append="--append" in sys.argv)
 for name in ("large", "small"):
     for layout in ("channels_first", "channels_last"):
         models.keras.utils.set_random_seed(7)

@@ -2,22 +2,26 @@
 (XLA's reduce_window): the same outputs and gradients, ties included; the same weights after training; the time of
 a training step.
 
-    KERAS_BACKEND=jax python results/logs/jax_window_pooling.py     (from the repository root)
+    KERAS_BACKEND=jax python experiments/jax_window_pooling.py     (from the repository root)
 
 1. Outputs and gradients of both, bit for bit, on relu'd random maps (many ties at 0 and at whole numbers), for
    the poolings the project's models use and for the ones backend.py leaves to Keras.
 2. large, large_original and sharp: one epoch of 2,000 images with each, from the same seed: the weights.
 3. A training step (model.train_on_batch, 20 batches after 3 warm-up ones) of large and small with each, three
    times in turn in this process.
+
+Output: results/logs/jax_window_pooling.txt, overwritten; the committed one is that command's, its first line (the
+command, the machine and what else ran on it) by hand.
 """
 
 import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import backend  # noqa: E402
 import data  # noqa: E402
+import logs  # noqa: E402
 import models  # noqa: E402  (installs backend.py's pooling)
 
 if backend.NAME != "jax":
@@ -32,6 +36,7 @@ from keras.src.backend.jax import nn  # noqa: E402
 WINDOW = nn.max_pool
 KERAS = next(cell.cell_contents for cell in WINDOW.__closure__
              if callable(cell.cell_contents) and cell.cell_contents.__name__ == "max_pool")
+logs.tee("jax_window_pooling.txt")
 print(backend.describe(), "| jax", jax.__version__)
 
 rng = np.random.default_rng(0)

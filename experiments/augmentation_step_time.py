@@ -1,7 +1,12 @@
 """The ladder's augmentation: its share of a training step of `sharp` (batch 200) on each Keras backend.
 
-    KERAS_BACKEND=jax python results/logs/augmentation_step_time.py   # from the repository root; likewise torch,
-                                                                      # tensorflow; output: augmentation_step_time.txt
+    KERAS_BACKEND=jax python experiments/augmentation_step_time.py
+    KERAS_BACKEND=torch python experiments/augmentation_step_time.py --append
+    KERAS_BACKEND=tensorflow python experiments/augmentation_step_time.py --append
+
+Output: results/logs/augmentation_step_time.txt, a run's lines added to its end with --append. The committed one:
+its three comment lines by hand, then those runs one after the other, the jax one twice (Python 3.11: jax 0.10.2;
+Python 3.12: jax 0.12.0.1).
 
 Three variants of `sharp`, the same layers after the augmentation: its augmentation as Keras's RandomRotation,
 RandomTranslation and RandomZoom (nearest pixel), built as Keras builds them (marked unfit for XLA: on JAX the
@@ -11,13 +16,15 @@ interleaved.
 """
 import sys
 import time
+from pathlib import Path
 
-sys.path.insert(0, ".")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import keras  # noqa: E402
 
 import backend  # noqa: E402
 import data  # noqa: E402
 import history  # noqa: E402
+import logs  # noqa: E402
 import models  # noqa: E402
 
 STEPS = 20
@@ -47,6 +54,7 @@ def step_ms(model):
     return fastest / STEPS * 1000
 
 
+logs.tee("augmentation_step_time.txt", append="--append" in sys.argv)
 print(f"{backend.describe()}; {history.machine_description()}")
 times = {kind: [] for kind in ("Keras's three layers", "NearestAugmentation", "no augmentation")}
 for _ in range(2):

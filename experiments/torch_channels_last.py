@@ -1,6 +1,6 @@
 """Where a PyTorch training step goes, and what backend.py's channels_last views change (Keras on torch, CPU).
 
-    KERAS_BACKEND=torch python results/logs/torch_channels_last.py     (from the repository root)
+    KERAS_BACKEND=torch python experiments/torch_channels_last.py     (from the repository root)
 
 1. Max pooling of the sheet's large CNN's first pooling input (200x24x24x30, 2x2), forward and backward: torch on
    the contiguous NCHW copy Keras makes, and on the permuted view of the NHWC tensor (torch's channels_last kernel).
@@ -10,6 +10,10 @@
 3. torch's profiler over 10 train_on_batch steps of each (batch 200, with the views): the ops that take the time.
 4. With --compile, instead of 1-3: large's train_on_batch on 50 real batches, Keras's own (eager) and with jit_compile=True
    (torch.compile, which fuses the small ops the profile shows), and how long the first, compiling, step takes.
+
+Output: results/logs/torch_channels_last.txt, a run's lines added to its end with --append. The committed one:
+that command (train.py's "Model score" lines left out), then the same with --compile --append (its first line left
+out), then torch_layout.py's runs, which always append; the comment and blank lines by hand.
 """
 
 import hashlib
@@ -18,9 +22,10 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import backend  # noqa: E402
 import bench  # noqa: E402
+import logs  # noqa: E402
 import train  # noqa: E402  (imports models, which installs the views)
 
 import keras  # noqa: E402
@@ -33,6 +38,7 @@ if backend.NAME != "torch":
     sys.exit("run it with KERAS_BACKEND=torch")
 views = nn._transpose_spatial_inputs
 keras_own = next(cell.cell_contents for cell in views.__closure__ if callable(cell.cell_contents))
+logs.tee("torch_channels_last.txt", append="--append" in sys.argv)
 print(backend.describe(), f"{torch.get_num_threads()} threads", flush=True)
 
 if "--compile" in sys.argv:

@@ -1,7 +1,7 @@
 """Variants of the ladder's `deeper` rung, each trained on the first 55,000 training images and judged on the holdout
 (the last 5,000), as every ladder choice is: choice 12 in results/logs/ladder_choices.txt.
 
-    python results/logs/ladder_variants.py SEED EPOCHS OUT [changes] [train.py options]
+    python experiments/ladder_variants.py SEED EPOCHS OUT [changes] [train.py options]
         (from the repository root; TensorFlow; about 3.5 minutes for 10 epochs of deeper on an Intel Xeon with AMX)
 
 Changes (none: `deeper` itself, the same weights at the start and the same epochs, checked for seed 7):
@@ -16,7 +16,8 @@ Changes (none: `deeper` itself, the same weights at the start and the same epoch
 
 train.py then runs as `python train.py --model deeper --epochs EPOCHS --seed SEED --out OUT`: its epoch lines give
 the holdout's val_accuracy and val_loss; the pair is OUT/models/deeper.json + .weights.h5. train.py also prints the
-test error at the end: leave it unread (grep the epoch lines) when a choice is being made.
+test error at the end: leave it unread (grep the epoch lines) when a choice is being made. So this script writes
+no log of its own in results/logs/: the committed runs' epoch lines, grepped, are at the end of ladder_choices.txt.
 """
 
 import argparse
@@ -25,7 +26,7 @@ import math
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 import cli  # noqa: E402,F401  (chooses the backend, filters native log lines)
 import keras  # noqa: E402
