@@ -40,6 +40,14 @@ def as_probabilities(outputs, tolerance=1e-3):
     return (exp / exp.sum(axis=1, keepdims=True)).astype(np.float32), True
 
 
+def output_margins(probabilities):
+    """Per image, how much likelier the model finds its first choice than its second, in nats: ln p1 - ln p2
+    (inf where the softmax saturated: p2 = 0 in float32, a margin above about 100)."""
+    second, first = np.sort(np.asarray(probabilities, dtype=np.float64), axis=1)[:, -2:].T
+    with np.errstate(divide="ignore"):
+        return np.log(first) - np.log(second)
+
+
 def loss_and_accuracy(probabilities, y_true):
     """model.evaluate's two numbers (categorical cross-entropy as Keras clips it, accuracy) from predictions."""
     clipped = np.clip(probabilities / probabilities.sum(axis=1, keepdims=True), 1e-7, 1 - 1e-7)

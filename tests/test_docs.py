@@ -8,6 +8,7 @@ import pytest
 
 import evaluate
 import models
+import report
 from conftest import ROOT
 
 DOCUMENTS = [ROOT / "README.md", ROOT / "README.fr.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -76,9 +77,9 @@ def committed(path):
         pytest.skip("not a git checkout: the committed documents and RESULTS.md cannot be compared")
 
 
-@pytest.mark.parametrize("document", list(evaluate.GENERATED))
+@pytest.mark.parametrize("document", list(report.GENERATED))
 def test_committed_generated_blocks_are_what_evaluate_generates(document):
-    text, report = committed(document), committed("results/RESULTS.md")
-    for marker in evaluate.GENERATED[document]:
+    text, results_md = committed(document), committed("results/RESULTS.md")
+    for marker in report.GENERATED[document]:
         block = text.split(f"<!-- {marker}:start -->\n", 1)[1].split(f"\n<!-- {marker}:end -->", 1)[0]
-        assert block == evaluate.generated_block(report, document, marker), (document, marker)
+        assert block == report.generated_block(results_md, document, marker), (document, marker)

@@ -5,6 +5,7 @@ import pytest
 import backend
 import evaluate
 import metrics
+import report
 
 
 def test_evaluate_prints_the_sheet_lines_and_tables_and_writes_the_report(tiny_run, capsys):
@@ -19,13 +20,13 @@ def test_evaluate_prints_the_sheet_lines_and_tables_and_writes_the_report(tiny_r
     # ARN part 3: the weights per layer
     assert "| model | layers with weights | weights per layer | total |" in text
     assert "| small | 3 | Conv2D 640, Conv2D 18,464, Dense 184,330 | 203,434 |" in text
-    report = (out / "RESULTS.md").read_text()
-    assert "| small | INSAT TP3 | 203,434 | 1 | 200 | adam | yes |" in report
-    assert "- Trained on: " in report and "evaluated on: " in report
+    results_md = (out / "RESULTS.md").read_text()
+    assert "| small | INSAT TP3 | 203,434 | 1 | 200 | adam | yes |" in results_md
+    assert "- Trained on: " in results_md and "evaluated on: " in results_md
     trained_with = f"{backend.NAME} {backend.framework_version()}, cpu"
-    assert f"| {trained_with} |" in report  # the backend that trained it
-    assert f"- Trained with (Keras backend, device): {trained_with}: 1 runs" in report
-    assert f"{backend.NAME} {backend.framework_version()}, Keras 3." in report and "- Commit: " in report
+    assert f"| {trained_with} |" in results_md  # the backend that trained it
+    assert f"- Trained with (Keras backend, device): {trained_with}: 1 runs" in results_md
+    assert f"{backend.NAME} {backend.framework_version()}, Keras 3." in results_md and "- Commit: " in results_md
     for figure in ("history", "confusion", "errors"):
         assert (out / "plots" / f"small_{figure}.png").stat().st_size > 5000
     assert (out / "plots" / "small_errors.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -60,26 +61,26 @@ def test_broken_pair_is_one_line_naming_the_file(tmp_path, tiny_run, capsys):
 
 
 def test_distance_outside_reference():
-    assert evaluate.distance_outside(0.85, (0.82, 0.89)) == 0.0
-    assert round(evaluate.distance_outside(1.00, (0.82, 0.89)), 2) == 0.11
-    assert round(evaluate.distance_outside(2.00, (2.40, 2.40)), 2) == -0.40
-    assert evaluate.distance_outside(1.0, None) is None
+    assert report.distance_outside(0.85, (0.82, 0.89)) == 0.0
+    assert round(report.distance_outside(1.00, (0.82, 0.89)), 2) == 0.11
+    assert round(report.distance_outside(2.00, (2.40, 2.40)), 2) == -0.40
+    assert report.distance_outside(1.0, None) is None
 
 
 def test_seed_spread_groups_runs_of_a_model():
     rows = [{"model": "small", "run": "small_seed8", "error_rate": 3.0},
             {"model": "medium", "run": "medium", "error_rate": 1.0},
             {"model": "small", "run": "small", "error_rate": 1.0}]
-    groups = evaluate.group_by_model(rows)
+    groups = report.group_by_model(rows)
     assert list(groups) == ["small", "medium"]  # registry order
     assert [row["run"] for row in groups["small"]] == ["small", "small_seed8"]  # default seed first
-    assert evaluate.seed_spread(groups["small"]) == "2.00 ± 1.41% (2 seeds)"
-    assert evaluate.seed_spread(groups["medium"]) == "-"
+    assert report.seed_spread(groups["small"]) == "2.00 ± 1.41% (2 seeds)"
+    assert report.seed_spread(groups["medium"]) == "-"
 
 
 def test_generated_blocks_are_copied_from_the_report(tmp_path):
-    report = tmp_path / "RESULTS.md"
-    report.write_text("# Results\n\nintro\n\n"
+    results_md = tmp_path / "RESULTS.md"
+    results_md.write_text("# Results\n\nintro\n\n"
                       "| model | sheet | error rate | over seeds | reference | difference | train time |\n| --- |\n"
                       "| pooled | beyond the sheets | 1.26% | 1.27 ± 0.03% (3 seeds) | - | - | 393 s |\n\n"
                       "| model | sheet | parameters |\n| --- |\n\n| rung | adds |\n| --- |\n\nGoal: `best` met.\n\n"
@@ -89,7 +90,7 @@ def test_generated_blocks_are_copied_from_the_report(tmp_path):
         (tmp_path / document).write_text("before\n<!-- results:start -->\nold\n<!-- results:end -->\nafter\n"
                                          "<!-- ladder:start -->\n<!-- ladder:end -->\n"
                                          "<!-- ladder-goal:start -->\nold goal\n<!-- ladder-goal:end -->\n")
-    evaluate.update_readme(report, tmp_path)
+    report.update_readme(results_md, tmp_path)
     english = ("| model | sheet | error rate | over seeds | reference | difference | train time |\n| --- |\n"
                "| pooled | beyond the sheets | 1.26% | 1.27 ± 0.03% (3 seeds) | - | - | 393 s |")
     assert (tmp_path / "README.md").read_text() == (
@@ -131,8 +132,8 @@ def test_ladder_table_and_figure(tmp_path):
     rows = [{"model": name, "run": f"{name}_seed{seed}" if seed != 7 else name, "parameters": 1000 + rung,
              "epochs": 10, "config": {"train_seconds": 60.0 * (rung + 1)}, "error_rate": 1.5 - 0.1 * rung + 0.01 * seed}
             for rung, name in enumerate(models.LADDER) for seed in (7, 8, 9)]
-    assert evaluate.ladder_table(rows[:-3]) is None  # not every rung trained yet
-    lines = evaluate.ladder_table(rows).splitlines()
+    assert report.ladder_table(rows[:-3]) is None  # not every rung trained yet
+    lines = report.ladder_table(rows).splitlines()
     assert lines[0].startswith("| rung | adds |") and len(lines) == 2 + len(models.LADDER)
     assert lines[2].startswith("| small | the sheet's small CNN, pixels /255 | 1,000 | 10 | 1.58 ± 0.01% | 3 | - |")
     assert lines[3].startswith(f"| {models.LADDER[1]} | {models.MODELS[models.LADDER[1]].description} | 1,001 | 10 | "
@@ -141,31 +142,31 @@ def test_ladder_table_and_figure(tmp_path):
     for offset, row in enumerate(last):  # whatever the ladder's length: 0.77, 0.78, 0.79%, 9.0 min a run
         row.update(error_rate=0.77 + 0.01 * offset, config={"train_seconds": 540.0})
     goal = models.LADDER_GOAL_ERROR  # whatever the goal: the verdict and the margins around it
-    assert evaluate.ladder_goal(last) == (
+    assert report.ladder_goal(last) == (
         f"Goal: `{models.LADDER[-1]}` at most {goal:.2f}% error ({100 - goal:.2f}% accuracy) as the mean of its "
         f"seeds, each run trained in under 10 minutes: missed, {0.78 - goal:.3f} points of error above it. Its 3 "
         "runs: 0.780% (99.220% accuracy), the longest 9.0 min.")
     fast_and_good = [{**row, "error_rate": goal - 0.01 + 0.01 * (row["run"] != last[0]["run"])} for row in last]
-    assert f": met. Its 3 runs: {goal - 0.00333:.3f}% ({100 - goal + 0.00333:.3f}% accuracy)" in evaluate.ladder_goal(
+    assert f": met. Its 3 runs: {goal - 0.00333:.3f}% ({100 - goal + 0.00333:.3f}% accuracy)" in report.ladder_goal(
         fast_and_good)  # goal - 0.01, goal, goal
     at_the_goal = [{**row, "error_rate": 100 - (100 - goal) / 100 * 100} for row in last]  # the goal, give or take
-    assert f": met. Its 3 runs: {goal:.3f}% ({100 - goal:.3f}% accuracy)" in evaluate.ladder_goal(at_the_goal)
+    assert f": met. Its 3 runs: {goal:.3f}% ({100 - goal:.3f}% accuracy)" in report.ladder_goal(at_the_goal)
     just_above = [{**row, "error_rate": goal + 0.01 * (row["run"] == last[0]["run"])} for row in last]  # goal + 0.0033
     assert (f": missed, 0.003 points of error above it. Its 3 runs: {goal + 0.00333:.3f}% "
-            f"({100 - goal - 0.00333:.3f}% accuracy)") in evaluate.ladder_goal(just_above)
+            f"({100 - goal - 0.00333:.3f}% accuracy)") in report.ladder_goal(just_above)
     slow = [{**row, "config": {"train_seconds": 601.0}} for row in fast_and_good]
-    assert ": missed, a run trained 10.0 min. " in evaluate.ladder_goal(slow)
+    assert ": missed, a run trained 10.0 min. " in report.ladder_goal(slow)
     # an older history without its training time: the goal cannot be shown met, and no time is made up
     untimed = [{**row, "config": {}} if row["run"] == last[0]["run"] else row for row in fast_and_good]
-    assert ": not shown, 1 of its runs without a recorded training time. " in evaluate.ladder_goal(untimed)
-    assert evaluate.ladder_goal([{**row, "config": {}} for row in fast_and_good]).endswith(
+    assert ": not shown, 1 of its runs without a recorded training time. " in report.ladder_goal(untimed)
+    assert report.ladder_goal([{**row, "config": {}} for row in fast_and_good]).endswith(
         f"{goal - 0.00333:.3f}% ({100 - goal + 0.00333:.3f}% accuracy), no training time recorded.")
-    assert evaluate.ladder_goal(last) in evaluate.ladder_section(rows, evaluate.ladder_table(rows))  # under the table
-    evaluate.ladder_figure(rows, tmp_path / "ladder.png")
+    assert report.ladder_goal(last) in report.ladder_section(rows, report.ladder_table(rows))  # under the table
+    report.ladder_figure(rows, tmp_path / "ladder.png")
     assert (tmp_path / "ladder.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     untimed_rung = [{**row, "config": {}} if row["model"] == models.LADDER[1] else row for row in rows]
-    assert evaluate.ladder_table(untimed_rung).splitlines()[3].endswith("| +0.10 points | - |")  # not "0.0 min"
-    evaluate.ladder_figure(untimed_rung, tmp_path / "untimed.png")  # that rung's time bar is left out
+    assert report.ladder_table(untimed_rung).splitlines()[3].endswith("| +0.10 points | - |")  # not "0.0 min"
+    report.ladder_figure(untimed_rung, tmp_path / "untimed.png")  # that rung's time bar is left out
     assert (tmp_path / "untimed.png").stat().st_size > 0
 
 
@@ -181,7 +182,7 @@ def test_an_unchanged_pair_is_not_evaluated_or_drawn_again(tiny_run, tmp_path, m
     shutil.copytree(tiny_run[0] / "models", out / "models")
     monkeypatch.setenv("MNIST_LABS_CACHE", str(tmp_path / "cache"))
     assert evaluate.main([str(out), "--test-limit", "200"]) == 0
-    first, report = capsys.readouterr().out, (out / "RESULTS.md").read_text()
+    first, results_md = capsys.readouterr().out, (out / "RESULTS.md").read_text()
     figure = out / "plots" / "small_confusion.png"
     drawn = figure.stat().st_mtime_ns
 
@@ -191,7 +192,7 @@ def test_an_unchanged_pair_is_not_evaluated_or_drawn_again(tiny_run, tmp_path, m
     monkeypatch.setattr(persistence, "load_saved", fail)
     monkeypatch.setattr(plots, "plot_confusion_matrix", fail)
     assert evaluate.main([str(out), "--test-limit", "200"]) == 0
-    assert capsys.readouterr().out == first and (out / "RESULTS.md").read_text() == report
+    assert capsys.readouterr().out == first and (out / "RESULTS.md").read_text() == results_md
     assert figure.stat().st_mtime_ns == drawn
     monkeypatch.undo()
     monkeypatch.setenv("MNIST_LABS_CACHE", str(tmp_path / "cache"))

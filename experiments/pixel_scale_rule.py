@@ -1,0 +1,99 @@
+"""How `evaluate.py --normalize auto` tells the pixel scale a model was trained on, measured on every model whose
+scale is known: the fixtures other Keras versions wrote (tests/fixtures/) and the project's committed MNIST pairs.
+
+    python experiments/pixel_scale_rule.py [--all-seeds] [EXTRA_PAIR:0..1|0..255 ...]   (repository root, TensorFlow)
+
+Output: results/logs/pixel_scale_rule.txt. For each model and each scale, on the first 500 and 1,000 test images:
+its mistakes, its loss, and the median margin (ln p1 - ln p2, how much likelier its first choice is than its
+second, in nats; inf: the softmax saturated, p2 = 0 in float32). Then what the old rule (the lower loss on 500
+images, before issue 37) and evaluate.choose_pixel_scale choose, each marked WRONG where it misses.
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+import cli  # noqa: E402,F401  (chooses the backend first)
+import evaluate  # noqa: E402
+import history  # noqa: E402
+import logs  # noqa: E402
+import metrics  # noqa: E402
+import models  # noqa: E402
+import persistence  # noqa: E402
+
+FIXTURES = ROOT / "tests" / "fixtures"
+SHEET_SEEDS = ("", "_seed8", "_seed9")
+
+
+def known_models(all_seeds):
+    """(label, file, trained on 0..1?) for each fixture that loads, then each committed MNIST pair."""
+    for name, entry in sorted(persistence_manifest().items()):
+        if entry.get("expect") != "refused":
+            yield name, FIXTURES / entry["files"][0], entry["pixels"] == "0..1"
+    for name, recipe in models.MODELS.items():
+        if recipe.input_kind not in ("image", "flat"):
+            continue  # HOG features and chest X-rays: no pixel scale to guess
+        for suffix in SHEET_SEEDS if all_seeds else SHEET_SEEDS[:1]:
+            path = ROOT / "results" / "models" / f"{name}{suffix}"
+            run = history.read_history(path) or {}
+            if path.with_suffix(".json").is_file() and "normalize" in run.get("config", {}):
+                yield f"{name}{suffix}", path, run["config"]["normalize"]
+
+
+def persistence_manifest():
+    import json
+
+    lines = (FIXTURES / "fixtures.jsonl").read_text().splitlines()
+    return dict(json.loads(line) for line in lines if line.strip())
+
+
+def scores(probabilities, labels):
+    """(mistakes, loss, median margin) of predictions against one-hot labels."""
+    loss, accuracy = metrics.loss_and_accuracy(probabilities, labels)
+    return round((1 - accuracy) * len(labels)), loss, float(np.median(metrics.output_margins(probabilities)))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--all-seeds", action="store_true", help="the committed pairs of seeds 8 and 9 too")
+    parser.add_argument("extra", nargs="*", help="more models, each FILE:0..1 or FILE:0..255")
+    args = parser.parse_args()
+    test_sets = evaluate.TestSets()
+    extra = [(Path(item.rsplit(":", 1)[0]).name, Path(item.rsplit(":", 1)[0]), item.endswith(":0..1"))
+             for item in args.extra]
+    wrong = {"old": 0, "new": 0}
+    with logs.tee("pixel_scale_rule.txt"):
+        print(f"$ python experiments/pixel_scale_rule.py {' '.join(sys.argv[1:])}".rstrip())
+        print("model | trained on | per scale (0..1 ; 0..255), first 500 and 1,000 images: mistakes, loss, median "
+              "margin | old rule | choose_pixel_scale")
+        for label, path, normalized in [*known_models(args.all_seeds), *extra]:
+            saved = persistence.load_saved(path)
+            model = models.compute_model(saved.model)
+            input_kind, data_format = models.input_layout(model)
+            cells, losses = [], {}
+            for normalize in (True, False):
+                x, y, _ = test_sets.get(normalize, input_kind, data_format)
+                probabilities, _ = metrics.as_probabilities(evaluate.run_model(path, model, x[:1000]))
+                for count in (500, 1000):
+                    mistakes, loss, margin = scores(probabilities[:count], y[:count])
+                    cells.append(f"{mistakes} {loss:.3f} {margin:.3g}")
+                    losses[normalize, count] = loss
+            old = losses[True, 500] <= losses[False, 500]
+            new, note = evaluate.choose_pixel_scale(path, model, test_sets, input_kind, data_format, {})
+            for rule, chosen in (("old", old), ("new", new)):
+                wrong[rule] += chosen != normalized
+            mark = {True: "", False: " WRONG"}
+            print(f"{label} | {evaluate.PIXELS[normalized]} | {' / '.join(cells[:2])} ; {' / '.join(cells[2:])} | "
+                  f"{evaluate.PIXELS[old]}{mark[old == normalized]} | {evaluate.PIXELS[new]}{mark[new == normalized]}"
+                  f" | {note}")
+        print(f"wrong choices: old rule {wrong['old']}, choose_pixel_scale {wrong['new']}")
+
+
+if __name__ == "__main__":
+    main()
