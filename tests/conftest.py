@@ -18,6 +18,26 @@ os.environ["MNIST_LABS_CACHE"] = tempfile.mkdtemp(prefix="mnist-labs-tests-")
 atexit.register(shutil.rmtree, os.environ["MNIST_LABS_CACHE"], ignore_errors=True)
 
 
+def pytest_addoption(parser):
+    parser.addoption("--slow", action="store_true",
+                     help="also run the tests marked slow (long end-to-end checks; .ci/run runs them)")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: a long end-to-end check, run with --slow (as .ci/run does)")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Without --slow, the slow tests are deselected: the README's test command stays within a few minutes on two
+    cores, and CI runs the rest (`pytest -q --slow -m slow`)."""
+    if config.getoption("--slow"):
+        return
+    slow = [item for item in items if "slow" in item.keywords]
+    if slow:
+        config.hook.pytest_deselected(items=slow)
+        items[:] = [item for item in items if "slow" not in item.keywords]
+
+
 def run_script(*args, cwd=ROOT, env=None):
     """Run one of the project's scripts in a subprocess, as a student would."""
     return subprocess.run([sys.executable, *map(str, args)], cwd=cwd, capture_output=True, text=True,

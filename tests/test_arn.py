@@ -38,6 +38,7 @@ def test_hog_features_equal_skimage_image_by_image(mnist_test_images):
     np.testing.assert_array_equal(flat_input, features)
 
 
+@pytest.mark.slow
 def test_hog_in_parallel_equals_serial_and_is_cached(mnist_test_images, tmp_path, monkeypatch):
     monkeypatch.setenv("MNIST_LABS_CACHE", str(tmp_path))
     images = mnist_test_images[:4000]

@@ -54,7 +54,9 @@ def write_fixture_pair():
     np.save(PAIRS / f"large_original_{backend.NAME}.npy", predictions(model, fixture_images()))
 
 
-@pytest.mark.parametrize("name", [name for name in models.MODELS if name != "pneumonia"])
+# the sheets' recipes in the quick set; the ladder's rungs beyond them (each one idea more) in the slow one
+@pytest.mark.parametrize("name", [pytest.param(name, marks=[pytest.mark.slow] if recipe.sheet == models.BEYOND else [])
+                                  for name, recipe in models.MODELS.items() if name != "pneumonia"])
 def test_every_mnist_recipe_trains_one_epoch_on_a_slice(name, tmp_path):
     import keras
 
@@ -173,6 +175,7 @@ def test_the_scripts_name_the_backend_first_and_run_end_to_end(tmp_path, capsys)
     assert capsys.readouterr().out.startswith(f"{tmp_path / 'seven.png'}: ")
 
 
+@pytest.mark.slow
 def test_distribute_runs_here_or_is_one_line(tmp_path):
     if backend.NAME == "torch":
         with pytest.raises(SystemExit) as exit_info:

@@ -170,6 +170,7 @@ def test_ladder_table_and_figure(tmp_path):
     assert (tmp_path / "untimed.png").stat().st_size > 0
 
 
+@pytest.mark.slow
 def test_an_unchanged_pair_is_not_evaluated_or_drawn_again(tiny_run, tmp_path, monkeypatch, capsys):
     """The second run prints the same lines and writes the same RESULTS.md from what the first one kept; a pair
     that changed, a missing figure, or --redraw, is evaluated again."""

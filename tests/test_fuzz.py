@@ -31,6 +31,7 @@ def report(capsys, count, what):
         print(f"\n  fuzz: {count} {what}, each loaded or refused with the project's own error", end="")
 
 
+@pytest.mark.slow
 def test_mutated_json(valid_pair, tmp_path, capsys):
     text, weights = valid_pair
     (tmp_path / "m.weights.h5").write_bytes(weights)
@@ -70,6 +71,7 @@ def test_mutated_json(valid_pair, tmp_path, capsys):
     assert len(cases) == FUZZ.max_examples
 
 
+@pytest.mark.slow
 def test_damaged_weights(valid_pair, tmp_path, capsys):
     text, weights = valid_pair
     (tmp_path / "m.json").write_text(text)

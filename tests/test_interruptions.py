@@ -61,6 +61,7 @@ while True:
 """
 
 
+@pytest.mark.slow
 def test_kill_9_during_saves_never_destroys_the_pair(tmp_path):
     target = tmp_path / "pair"
     for delay in (0.3, 0.9, 1.7):
@@ -93,6 +94,7 @@ def test_full_disk_is_one_line_and_keeps_the_previous_pair(tmp_path, monkeypatch
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.slow
 def test_ctrl_c_is_one_line_naming_resume(tmp_path):
     process = subprocess.Popen([sys.executable, "train.py", "--model", "small", "--epochs", "50", "--train-limit",
                                 "2000", "--out", str(tmp_path)], cwd=ROOT, stdout=subprocess.PIPE,

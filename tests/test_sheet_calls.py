@@ -38,7 +38,7 @@ for builder in ("small_model", "medium_model", "large_model"):
                     json.load(open(f"{folder}/{builder}.json"))["config"]["layers"]} - {None}
     loaded = persistence.load_keras_model(f"{folder}/{builder}")
     after = loaded.predict(X_test, verbose=0)
-    copy = models.relayout(model, "channels_last")
+    copy = models.relayout(model, "channels_last")  # the same weights in channels_last (as train.py computes)
     channels_last = copy.predict(X_test.transpose(0, 2, 3, 1), verbose=0)
     print(json.dumps({"step": builder, "input": list(model.input_shape), "saved_format": sorted(saved_format),
                       "val_loss": fitted.history["val_loss"][-1], "test_loss": scores[0],

@@ -53,6 +53,7 @@ def test_sliced_batches_take_the_whole_batch_mean_gradient():
     np.testing.assert_allclose(losses[1:], [losses[0]] * 2, rtol=1e-6)  # same logged loss and accuracy
 
 
+@pytest.mark.slow
 def test_train_py_slices_only_when_asked(tmp_path):
     sliced = train_run("small", tmp_path, epochs=1, train_limit=400, test_limit=100, slice_size=20)
     history = json.loads((tmp_path / "models" / "small.history.json").read_text())
@@ -75,6 +76,7 @@ def test_steps_per_execution_never_crosses_an_epoch():
     assert train.steps_per_execution(53) == 1
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not backend.steps_per_call_allowed(), reason="Keras runs one batch per call on PyTorch")
 def test_several_batches_per_call_change_no_number(tmp_path):
     runs = []
@@ -101,6 +103,7 @@ def test_bf16_trains_and_saves_a_float32_pair(tmp_path):
     assert models.build_model("small").dtype_policy.name == "float32"  # the global policy is restored
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(backend.NAME != "tensorflow", reason="bench.py measures TensorFlow's kernels; elsewhere it "
                     "refuses in one line (tests/test_backends.py)")
 def test_bench_writes_its_report_and_the_profile_adds_up(tmp_path):

@@ -244,6 +244,7 @@ def test_evaluate_writes_the_xray_table_and_figures_with_the_data_sets_credit(xr
     assert f"Precision : {saved['precision']:.4f}" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_evaluate_without_the_data_set_says_where_to_get_it_and_keeps_the_recorded_row(xray_run, tiny_run, tmp_path,
                                                                                        capsys):
     import evaluate
