@@ -252,7 +252,7 @@ AUTO_SCALE_IMAGES = 1000  # test images scored on each pixel scale when nothing 
 CLEARLY_MORE_RIGHT = 0.02  # right on 2% more of them on one scale: that scale, outright
 MARGIN_SPLIT = 0.5  # nats: the median image's margin on 0..1 from which the model was trained on 0..1
 CLOSE_MARGIN = 3.0  # within a factor 3 of MARGIN_SPLIT, either way, the note says the margin is close to the split
-SCALE_FREE = 2.0  # margins on 0..255 less than twice those on 0..1: the outputs do not follow the pixels' size
+SCALE_FREE = 2.0  # margins on 0..255 at most twice those on 0..1: the outputs do not follow the pixels' size
 PIXELS = {True: "0..1", False: "0..255"}  # normalize: the pixel scale
 
 
@@ -289,7 +289,7 @@ def choose_pixel_scale(filename, model, test_sets, input_kind, data_format, opti
         return chosen, f"pixels {PIXELS[chosen]}, {measured}"
     margins = (f"the median image's first choice {format_margin(margin)} ahead of its second on 0..1, "
                f"{format_margin(raw_margin)} on 0..255")
-    if raw_margin < SCALE_FREE * margin:
+    if raw_margin <= SCALE_FREE * margin:  # also margins equal on both scales: 0 (ties) or saturated on both
         return True, (f"pixels 0..1, the sheets' scale: {measured}, and {margins}: its outputs do not follow the "
                       "pixels' size; compare with --normalize yes and no")
     chosen = margin >= MARGIN_SPLIT

@@ -227,3 +227,15 @@ def test_an_image_too_large_for_pillow_is_one_line(tmp_path, monkeypatch, capsys
         assert predict.main([str(path), "--pair", str(FIXTURES / "keras3_model.keras")]) == 1
         error = capsys.readouterr().err.strip()
         assert error.count("\n") == 0 and f"{path}: too large to read safely" in error
+
+
+def test_a_model_whose_outputs_ignore_the_pixels_gets_the_sheets_scale_and_a_warning():
+    """Uniform outputs (margins 0 on both scales) or outputs saturated on both: the margins tell nothing."""
+    import keras
+
+    for bias in (np.zeros(10), np.eye(10)[3] * 200):  # uniform, and one answer saturated whatever the pixels
+        model = keras.Sequential([keras.Input((784,)), keras.layers.Dense(10, activation="softmax",
+                                                                           kernel_initializer="zeros")])
+        model.layers[-1].set_weights([np.zeros((784, 10)), bias.astype(np.float32)])
+        normalize, note = evaluate.choose_pixel_scale("flat", model, evaluate.TestSets(), "flat", None, {})
+        assert normalize and note.startswith("pixels 0..1, the sheets' scale: ") and "compare" in note, note
