@@ -45,7 +45,7 @@ for builder in ("small_model", "medium_model", "large_model"):
                       "reloaded_equal": bool(np.array_equal(before, after)),
                       "channels_last_difference": float(np.abs(before - channels_last).max())}), flush=True)
 
-# Keras 2 pairs in channels_first, loaded as the sheet loads them and fed the sheet's own arrays
+# channels_first files that Keras 2.0, 2.3 and 3 wrote, loaded as the sheet loads them and fed its own arrays
 fixtures = f"{sys.argv[2]}/fixtures"
 for name in ("keras208_theano_cnn", "keras231_theano_functional_bn", "keras3_full"):
     files = {"keras3_full": "keras3_full.h5"}.get(name, name)
