@@ -17,12 +17,13 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "tests" / "fixtures"))
 
 import cli  # noqa: E402,F401  (chooses the backend first)
 import evaluate  # noqa: E402
 import history  # noqa: E402
 import logs  # noqa: E402
+import make_fixtures  # noqa: E402  (its manifest of the fixtures)
 import metrics  # noqa: E402
 import models  # noqa: E402
 import persistence  # noqa: E402
@@ -33,7 +34,7 @@ SHEET_SEEDS = ("", "_seed8", "_seed9")
 
 def known_models(all_seeds):
     """(label, file, trained on 0..1?) for each fixture that loads, then each committed MNIST pair."""
-    for name, entry in sorted(persistence_manifest().items()):
+    for name, entry in sorted(make_fixtures.read_manifest().items()):
         if entry.get("expect") != "refused":
             yield name, FIXTURES / entry["files"][0], entry["pixels"] == "0..1"
     for name, recipe in models.MODELS.items():
@@ -44,13 +45,6 @@ def known_models(all_seeds):
             run = history.read_history(path) or {}
             if path.with_suffix(".json").is_file() and "normalize" in run.get("config", {}):
                 yield f"{name}{suffix}", path, run["config"]["normalize"]
-
-
-def persistence_manifest():
-    import json
-
-    lines = (FIXTURES / "fixtures.jsonl").read_text().splitlines()
-    return dict(json.loads(line) for line in lines if line.strip())
 
 
 def scores(probabilities, labels):

@@ -234,8 +234,7 @@ def test_a_model_whose_outputs_ignore_the_pixels_gets_the_sheets_scale_and_a_war
     import keras
 
     for bias in (np.zeros(10), np.eye(10)[3] * 200):  # uniform, and one answer saturated whatever the pixels
-        model = keras.Sequential([keras.Input((784,)), keras.layers.Dense(10, activation="softmax",
-                                                                           kernel_initializer="zeros")])
+        model = keras.Sequential([keras.Input((784,)), keras.layers.Dense(10, activation="softmax")])
         model.layers[-1].set_weights([np.zeros((784, 10)), bias.astype(np.float32)])
         normalize, note = evaluate.choose_pixel_scale("flat", model, evaluate.TestSets(), "flat", None, {})
         assert normalize and note.startswith("pixels 0..1, the sheets' scale: ") and "compare" in note, note
