@@ -17,6 +17,9 @@ def test_arn_recipes():
         assert (recipe.epochs, recipe.batch_size) == (epochs, batch_size)
         assert recipe.optimizer == ("adam" if name == "pneumonia" else "rmsprop")
     assert models.MODELS["pneumonia"].loss == "binary_crossentropy"
+    # the HOG of the course notebooks (8 orientations, 4 px cells: 392 features) and of the ARN report's model 2
+    assert models.MODELS["hog_mlp1"].input_options == {"orientations": 8, "pixels_per_cell": 4}
+    assert models.MODELS["hog_mlp2"].input_options == {"orientations": 16, "pixels_per_cell": 4}
 
 
 @pytest.mark.parametrize("orientations, pixels_per_cell, size", [(8, 4, 392), (16, 4, 784), (8, 5, 200), (9, 7, 144)])

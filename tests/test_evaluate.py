@@ -170,6 +170,32 @@ def test_ladder_table_and_figure(tmp_path):
     assert (tmp_path / "untimed.png").stat().st_size > 0
 
 
+def test_a_pair_whose_weights_file_alone_changed_is_evaluated_again(tiny_run, tmp_path, monkeypatch, capsys):
+    """The evaluation cache's key covers the weights file: new weights under the same JSON and history (a student
+    who trained again and copied only the .h5) are evaluated again, not read from what an earlier run kept."""
+    import shutil
+
+    import h5py
+
+    for path in (tiny_run[0] / "models").glob("small.*"):
+        shutil.copy(path, tmp_path / path.name)
+    monkeypatch.setenv("MNIST_LABS_CACHE", str(tmp_path / "cache"))
+
+    def score(*flags):
+        assert evaluate.main([str(tmp_path / "small"), "--test-limit", "200", *flags]) == 0
+        return [line for line in capsys.readouterr().out.splitlines() if line.startswith("Model error rate")]
+
+    before = score()
+    assert score() == before  # unchanged: the kept numbers
+    with h5py.File(tmp_path / "small.weights.h5", "a") as f:  # the output layer's kernel negated, in place
+        kernels = []
+        f.visititems(lambda name, item: kernels.append(item) if isinstance(item, h5py.Dataset) and item.ndim == 2
+                     else None)
+        kernels[-1][...] = -kernels[-1][()]
+    after = score()
+    assert after != before and after == score("--redraw")
+
+
 @pytest.mark.slow
 def test_an_unchanged_pair_is_not_evaluated_or_drawn_again(tiny_run, tmp_path, monkeypatch, capsys):
     """The second run prints the same lines and writes the same RESULTS.md from what the first one kept; a pair

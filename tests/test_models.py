@@ -85,3 +85,82 @@ def test_same_seed_same_initial_weights_in_both_layouts():
     last = models.build_model("small", data_format="channels_last")
     for a, b in zip(first.get_weights(), last.get_weights()):
         np.testing.assert_array_equal(a, b)
+
+
+# Each sheet model layer by layer, as the sheets' texts write them (tests/../../shared/seeds is not shipped; the
+# quotes are the sheets' words). A layer is (type, what defines it): Conv2D (filters, kernel, strides, padding,
+# activation); MaxPooling2D (pool size, strides, padding); Dropout (rate); Dense (units, activation); Rescaling
+# (scale, offset). Parameter counts cannot see a lost Dropout, an activation or a pooling's strides.
+CONV = "Conv2D"
+SHEET_LAYERS = {
+    # INSAT 4.b: "Une convolution de 64 filtres en 3x3 suivie d'une couche d'activation ReLU, une convolution de 32
+    # filtres en 3x3 suivie d'une couche d'activation ReLU, un flatten, un dense ... 10 neurones ... softmax"
+    "small": [(CONV, 64, (3, 3), (1, 1), "valid", "relu"), (CONV, 32, (3, 3), (1, 1), "valid", "relu"),
+              ("Flatten",), ("Dense", 10, "softmax")],
+    # INSAT 5.3: "convolution de 32 filtres en 5x5 avec un ReLU, un max-pooling de 2x2, un dropout de 0.2, un
+    # flatten, un dense a 128 sorties avec un ReLU, un dense final a 10 sorties avec un softmax"
+    "medium": [(CONV, 32, (5, 5), (1, 1), "valid", "relu"), ("MaxPooling2D", (2, 2), (2, 2), "valid"),
+               ("Dropout", 0.2), ("Flatten",), ("Dense", 128, "relu"), ("Dense", 10, "softmax")],
+    # INSAT 5.4: "convolution de 30 filtres en 5x5 ... ReLU, un max-pooling de 2x2, une convolution de 15 filtres en
+    # 3x3 avec ReLU, un dropout de 0.2, un flatten, un dense de 128 ... ReLU, un dense de 50 ... ReLU, un dense de
+    # 10 ... softmax"
+    "large": [(CONV, 30, (5, 5), (1, 1), "valid", "relu"), ("MaxPooling2D", (2, 2), (2, 2), "valid"),
+              (CONV, 15, (3, 3), (1, 1), "valid", "relu"), ("Dropout", 0.2), ("Flatten",), ("Dense", 128, "relu"),
+              ("Dense", 50, "relu"), ("Dense", 10, "softmax")],
+    # the tutorial the INSAT sheet follows: the same with a second 2x2 max-pooling after the 15-filter convolution
+    "large_original": [(CONV, 30, (5, 5), (1, 1), "valid", "relu"), ("MaxPooling2D", (2, 2), (2, 2), "valid"),
+                       (CONV, 15, (3, 3), (1, 1), "valid", "relu"), ("MaxPooling2D", (2, 2), (2, 2), "valid"),
+                       ("Dropout", 0.2), ("Flatten",), ("Dense", 128, "relu"), ("Dense", 50, "relu"),
+                       ("Dense", 10, "softmax")],
+    # ARN report, model 1: Dense(512, input_shape=(784,), activation='sigmoid'), Dense(n_classes, 'softmax')
+    "mlp1": [("Dense", 512, "sigmoid"), ("Dense", 10, "softmax")],
+    # model 2: the same with Dropout(0.5) after the hidden layer
+    "mlp2": [("Dense", 512, "sigmoid"), ("Dropout", 0.5), ("Dense", 10, "softmax")],
+    # model 3: Dense 512 sigmoid, Dropout 0.5, Dense 256 relu, Dropout 0.5, Dense softmax
+    "mlp3": [("Dense", 512, "sigmoid"), ("Dropout", 0.5), ("Dense", 256, "relu"), ("Dropout", 0.5),
+             ("Dense", 10, "softmax")],
+    # HOG models 1 and 2: Dense(64, input_shape=(hog_size,), activation='relu'), Dropout(0.5), Dense softmax
+    "hog_mlp1": [("Dense", 64, "relu"), ("Dropout", 0.5), ("Dense", 10, "softmax")],
+    "hog_mlp2": [("Dense", 64, "relu"), ("Dropout", 0.5), ("Dense", 10, "softmax")],
+    # the ARN course's MNIST CNN: Conv2D 9 5x5 relu (same), MaxPool 2x2, Conv2D 9 5x5 relu (same), MaxPool 2x2,
+    # Conv2D 16 3x3 relu (same), MaxPool 2x2, Flatten (144), Dense 25 relu, Dense 10 softmax
+    "arn_cnn": [(CONV, 9, (5, 5), (1, 1), "same", "relu"), ("MaxPooling2D", (2, 2), (2, 2), "valid"),
+                (CONV, 9, (5, 5), (1, 1), "same", "relu"), ("MaxPooling2D", (2, 2), (2, 2), "valid"),
+                (CONV, 16, (3, 3), (1, 1), "same", "relu"), ("MaxPooling2D", (2, 2), (2, 2), "valid"),
+                ("Flatten",), ("Dense", 25, "relu"), ("Dense", 10, "softmax")],
+    # the ARN pneumonia notebook: five blocks of Conv2D 3x3 relu same + MaxPool 2x2 (8, 16, 32, 64, 128 filters),
+    # Flatten, Dense 32 relu, Dense 16 relu, Dense 1 sigmoid; the pixels' /255 inside the model (Rescaling), as the
+    # notebook's images come 0..255 from image_dataset_from_directory
+    "pneumonia": [("Rescaling", 1 / 255, 0.0)] + [
+        layer for filters in (8, 16, 32, 64, 128)
+        for layer in ((CONV, filters, (3, 3), (1, 1), "same", "relu"), ("MaxPooling2D", (2, 2), (2, 2), "valid"))
+    ] + [("Flatten",), ("Dense", 32, "relu"), ("Dense", 16, "relu"), ("Dense", 1, "sigmoid")],
+}
+SHEET_INPUTS = {"small": (1, 28, 28), "medium": (1, 28, 28), "large": (1, 28, 28), "large_original": (1, 28, 28),
+                "mlp1": (784,), "mlp2": (784,), "mlp3": (784,), "hog_mlp1": (392,), "hog_mlp2": (784,),
+                "arn_cnn": (28, 28, 1), "pneumonia": (128, 128, 1)}
+
+
+def described(layer):
+    """What defines a layer, in SHEET_LAYERS's terms."""
+    kind = type(layer).__name__
+    activation = getattr(getattr(layer, "activation", None), "__name__", None)
+    if kind == "Conv2D":
+        return (kind, layer.filters, tuple(layer.kernel_size), tuple(layer.strides), layer.padding, activation)
+    if kind == "MaxPooling2D":
+        return (kind, tuple(layer.pool_size), tuple(layer.strides), layer.padding)
+    if kind == "Dropout":
+        return (kind, layer.rate)
+    if kind == "Dense":
+        return (kind, layer.units, activation)
+    if kind == "Rescaling":
+        return (kind, layer.scale, layer.offset)
+    return (kind,)
+
+
+@pytest.mark.parametrize("name", list(SHEET_LAYERS) + ["small_unnormalized"])
+def test_each_sheet_model_is_the_sheets_text_layer_by_layer(name):
+    model = models.build_model(name)
+    expected = SHEET_LAYERS["small" if name == "small_unnormalized" else name]
+    assert [described(layer) for layer in model.layers] == expected
+    assert model.input_shape[1:] == SHEET_INPUTS["small" if name == "small_unnormalized" else name]

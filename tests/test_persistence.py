@@ -85,3 +85,17 @@ def test_weights_file_holds_the_layers_weights_only(tmp_path):
     with h5py.File(tmp_path / "m.weights.h5", "r") as f:
         f.visititems(lambda name, item: stored.append(item.size) if isinstance(item, h5py.Dataset) else None)
     assert sum(stored) == model.count_params()  # no optimizer slots
+
+
+def test_a_save_over_an_existing_pair_replaces_both_files(tmp_path, images):
+    """Saving another model under the same name (a student who retrains and saves again) leaves that model's JSON
+    and weights, nothing of the first, and no temporary file."""
+    persistence.save_keras_model(models.build_model("small"), tmp_path / "m")
+    new = models.build_model("medium")
+    persistence.save_keras_model(new, tmp_path / "m")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.json", "m.weights.h5"]
+    assert (tmp_path / "m.json").read_text() == new.to_json()
+    loaded = persistence.load_keras_model(tmp_path / "m")
+    for a, b in zip(loaded.get_weights(), new.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(predict_nchw(loaded, images), predict_nchw(new, images))

@@ -269,3 +269,34 @@ def test_evaluate_without_the_data_set_says_where_to_get_it_and_keeps_the_record
     assert not (results / "plots" / "pneumonia_roc.png").exists()  # no figure from predictions it could not make
     assert evaluate.main([str(results), "--data-dir", str(tmp_path / "gone")]) == 1  # a folder given that is not there
     assert f"--data-dir {tmp_path / 'gone'}: no such directory" in capsys.readouterr().err
+
+
+class FitReached(Exception):
+    """Raised by the stand-in for model.fit once it has read what train.py gave it."""
+
+
+def test_class_weights_balance_an_unbalanced_tree_in_what_reaches_fit(tmp_path, monkeypatch):
+    """3 NORMAL and 12 PNEUMONIA training images: each NORMAL image weighs 15 / (2 x 3) = 2.5 in the loss, each
+    PNEUMONIA one 15 / (2 x 12) = 0.625 (the ARN notebook's weights from the class counts), in the batches
+    model.fit itself reads, every image once per epoch."""
+    import keras
+
+    import train
+
+    tree = make_xray_tree(tmp_path / "xray")
+    for path in sorted((tree / "train" / "normal").iterdir())[3:]:
+        path.unlink()
+    seen = []
+
+    def fit(model, *args, **kwargs):
+        batches = kwargs.get("x", args[0] if args else None)
+        for batch in batches:
+            images, labels, weights = (keras.ops.convert_to_numpy(part) for part in batch)
+            seen.extend(zip(labels.reshape(-1).tolist(), weights.reshape(-1).tolist()))
+        raise FitReached
+
+    monkeypatch.setattr(keras.Model, "fit", fit)
+    with pytest.raises(FitReached):
+        train.train_and_evaluate(train.Settings.of("pneumonia", data_dir=tree, epochs=1, batch_size=4),
+                                 out=tmp_path / "out", verbose=0)
+    assert sorted(seen) == [(0.0, 2.5)] * 3 + [(1.0, 0.625)] * 12
