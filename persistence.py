@@ -1,434 +1,52 @@
-"""Save and load a model as the INSAT sheet does: a JSON architecture plus HDF5 weights.
-
-What other people's Keras saved loads too (load_saved; a teacher's desk):
-pairs written by Keras 2 (`filename.json` + `filename.h5`, from the sheet's own
-code on tf.keras 2.x or on the tutorial's Keras 2.0, on TensorFlow or Theano:
-see _model_from_legacy_json and _set_legacy_weights), Keras 3's `.keras`
-archives and full-model `.h5` files (`model.save`, Keras 2 or 3). Keras 1's
-files are refused in one line, as Keras 2 refused them.
+"""Save and load a model as the INSAT sheet does (part 6): a JSON architecture plus HDF5 weights.
 
 The pair for `filename` is:
   filename.json        model.to_json(), as in the sheet
-  filename.weights.h5  model.save_weights(...); Keras 3 only writes weights to
-                       names ending in .weights.h5, so the sheet's filename.h5
-                       becomes filename.weights.h5
-The weights file also records the SHA-256 of the JSON it was saved with, so a
-JSON and weights that do not belong together are caught on load.
-
-Saves are atomic: both files are written under temporary names, flushed to
-disk, and only then moved into place, weights first and JSON last; an
-interrupted save leaves the previous pair as it was.
+  filename.weights.h5  model.save_weights(...); Keras 3 writes weights only to names ending in .weights.h5, so the
+                       sheet's filename.h5 becomes filename.weights.h5
+load_keras_model also reads what other Keras versions saved: Keras 2 pairs (filename.json + filename.h5), .keras
+archives and full-model .h5 files (labtools/saved_models.py), and says in one line what is wrong with a file.
 """
 
-import dataclasses
-import hashlib
-import inspect
+from labtools import saved_models  # isort: skip  (labtools first: it sets KERAS_BACKEND, which Keras reads once)
 import json
-import zipfile
-from pathlib import Path
 
-import h5py
-import keras
-
-import data
-import history
 import models
-
-JSON_SUFFIX = ".json"
-WEIGHTS_SUFFIX = ".weights.h5"
-LEGACY_WEIGHTS_SUFFIX = ".h5"  # what Keras 2's save_weights(filename + ".h5") wrote
-HDF5_SUFFIXES = (".h5", ".hdf5")  # Keras 2 pairs' weights, and full-model files (model.save("model.h5"))
-KERAS_SUFFIX = ".keras"  # Keras 3's archive: model.save("model.keras")
-PAIR_HASH_ATTRIBUTE = "model_json_sha256"
+from labtools import files
 
 
-class PairError(ValueError):
-    """A json + h5 pair is missing, broken or mismatched; the message names the file."""
-
-
-def pair_paths(filename):
-    """The (json, weights) paths of the pair `filename` (given without extension)."""
-    filename = str(filename)
-    return Path(filename + JSON_SUFFIX), Path(filename + WEIGHTS_SUFFIX)
-
-
+# This function saves a model on the drive using two files: a json and a h5
 def save_keras_model(model, filename):
-    """Write model to filename.json + filename.weights.h5, atomically (data.replacing: weights first, JSON last)."""
-    json_path, weights_path = pair_paths(filename)
+    """The sheet's function, with one difference: both files are written under temporary names, flushed to disk,
+    then moved into place, so an interrupted save leaves the previous pair as it was."""
+    json_path, weights_path = saved_models.pair_paths(filename)
     # serialize model to JSON
     model_json = model.to_json()
-    with data.replacing(weights_path, json_path) as (weights_temporary, json_temporary):
-        json_temporary.write_text(model_json)
-        # serialize weights to HDF5; through an uncompiled copy, so the file holds the layers' weights only:
-        # a compiled model adds its optimizer's slots, 2x more for adam
-        weights_only = _model_from_config(json.loads(model_json))
+    with files.atomic_write(weights_path, json_path) as (weights_file, json_file):
+        json_file.write_text(model_json)
+        # serialize weights to HDF5, through an uncompiled copy: the layers' weights only (no optimizer slots)
+        weights_only = saved_models.model_from_config(json.loads(model_json))
         weights_only.set_weights(model.get_weights())
-        weights_only.save_weights(weights_temporary)
-        with h5py.File(weights_temporary, "a") as f:
-            f.attrs[PAIR_HASH_ATTRIBUTE] = hashlib.sha256(model_json.encode()).hexdigest()
+        weights_only.save_weights(weights_file)
+        saved_models.sign(weights_file, model_json, model)  # so that load_keras_model knows the two belong together
 
 
+# This function loads a model from two files : a json and a h5
+# BE CAREFUL : the model NEEDS TO BE COMPILED before any use !
 def load_keras_model(filename, compile=True):
-    """Load a saved model as the sheet's load_keras_model does; the model comes back compiled.
+    """The sheet's function: the model saved under filename, compiled as its recipe compiles it (models.MODELS),
+    else with adam and categorical_crossentropy.
 
-    filename: the sheet's pair name without extension (filename.json + filename.weights.h5, or Keras 2's
-    filename.h5), any file of a pair, a Keras 3 archive (model.save("model.keras")) or a full-model HDF5 file
-    (model.save("model.h5"), Keras 2 or 3). The sheet warns that a loaded model must be compiled before use: a
-    pair's JSON carries no optimizer, so we compile it with the recipe of the model's name (see models.MODELS), or
-    adam + categorical_crossentropy for other models.
-    Raises PairError with a one-line message that names the file for any missing, broken or unreadable file.
+    filename: the pair's name without extension (filename.json + filename.weights.h5, or Keras 2's filename.h5),
+    any file of a pair, a .keras archive or a full-model .h5 file. A missing, broken or mismatched file is a
+    PairError (labtools/errors.py) whose one-line message names the file.
     """
-    return load_saved(filename, compile).model
-
-
-def load_run(filename, run_history=None):
-    """A trained model and what its run recorded: (Saved, recipe or None, normalize or None).
-
-    The recipe is the one its history names, else its model's name (models.recipe_for); normalize is whether it
-    takes pixels /255 as its history records it, else its recipe's choice, else None: nobody recorded it (a
-    model from elsewhere), and the caller decides from the data (evaluate.choose_pixel_scale).
-    run_history: the model's history, if the caller has read it already.
-    """
-    saved = load_saved(filename)
-    run_history = (history.read_history(saved.files[0].with_suffix("")) or {}) if run_history is None else run_history
-    recipe = models.recipe_for(saved.model, run_history)
-    normalize = run_history.get("config", {}).get("normalize", recipe.normalize if recipe else None)
-    return saved, recipe, normalize
-
-
-@dataclasses.dataclass(frozen=True)
-class Saved:
-    """A loaded model, what wrote its files ("Keras 2.0.8 (theano)", "this project (Keras 3)") and the files."""
-
-    model: keras.Model
-    writer: str
-    files: tuple
-
-
-def model_files(filename):
-    """The files that hold the model `filename`: (json, weights) for a pair, (file,) for a single-file model.
-
-    A pair's name without extension, its .json, its weights (name.weights.h5, or Keras 2's name.h5 beside a
-    name.json), a .keras archive, a full-model .h5/.hdf5 file, or a name whose only file is one of those.
-    """
-    path = Path(filename)
-    for suffix in (WEIGHTS_SUFFIX, JSON_SUFFIX):
-        if path.name.endswith(suffix) and path.name != suffix:
-            return _pair_files(path.with_name(path.name[: -len(suffix)]))
-    if path.suffix == KERAS_SUFFIX or path.suffix in HDF5_SUFFIXES and not path.with_suffix(JSON_SUFFIX).is_file():
-        return (path,)
-    if path.suffix in HDF5_SUFFIXES:
-        return path.with_suffix(JSON_SUFFIX), path
-    if not Path(f"{path}{JSON_SUFFIX}").is_file():
-        for suffix in (KERAS_SUFFIX, *HDF5_SUFFIXES):
-            if Path(f"{path}{suffix}").is_file():
-                return (Path(f"{path}{suffix}"),)
-    return _pair_files(path)
-
-
-def _pair_files(name):
-    json_path, weights_path = pair_paths(name)
-    if not weights_path.is_file():
-        weights_path = next((Path(f"{name}{suffix}") for suffix in HDF5_SUFFIXES if Path(f"{name}{suffix}").is_file()),
-                            weights_path)
-    return json_path, weights_path
-
-
-def load_saved(filename, compile=True):
-    """A Saved: the model stored under `filename` (see model_files), built in Keras's safe mode (no code from the
-    file runs), with its weights; compiled as load_keras_model says when compile is true."""
-    if (Path(filename) / "saved_model.pb").is_file():
-        raise PairError(f"{filename}: a TensorFlow SavedModel folder, which Keras 3 cannot load as a model; open it "
-                        "with TensorFlow 2.15 or older and save it with model.save('model.h5')")
-    files = model_files(filename)
-    if len(files) == 2 and files[0].is_file() and not files[1].is_file():
-        raise PairError(f"{files[0]}: no weights beside it ({files[1].name}, or {files[1].name[:-len(WEIGHTS_SUFFIX)]}"
-                        f".h5 as Keras 2 wrote them); put the pair's weights file there under that name")
-    if len(files) == 2 and files[1].is_file() and not files[0].is_file():
-        raise PairError(f"{files[1]}: no {files[0].name} beside it: weights without their architecture; put the "
-                        "pair's JSON there under that name, or save the whole model with model.save")
-    for path in files:
-        if not path.is_file():
-            raise PairError(f"{path}: file not found; train the model first (python train.py --model NAME)")
-    model, writer = _load_pair(*files) if len(files) == 2 else _load_single_file(files[0])
+    # load json and create model, load weights into new model: for any Keras's files
+    loaded_model = saved_models.load(filename).model
     if compile:
-        _compile_like_recipe(model)
-    return Saved(model, writer, files)
-
-
-def _load_pair(json_path, weights_path):
-    try:
-        model_json = json_path.read_text()
-        config = json.loads(model_json)
-        if not isinstance(config, dict) or "class_name" not in config:
-            raise ValueError("no class_name at the top")
-    except (OSError, UnicodeDecodeError, ValueError) as error:
-        raise PairError(f"{json_path}: not a readable model JSON ({short_error(error)}); "
-                        "save the model again") from None
-    try:
-        with h5py.File(weights_path, "r") as f:
-            saved_hash = f.attrs.get(PAIR_HASH_ATTRIBUTE)
-            legacy_weights = _legacy_weight_arrays(f)
-            attributes = _text_attributes(f)
-    except Exception as error:  # h5py raises many types for damaged files; all mean the same to a student
-        raise PairError(f"{weights_path}: not a readable HDF5 weights file ({short_error(error)}); "
-                        "save the model again") from None
-    if saved_hash is not None and saved_hash != hashlib.sha256(model_json.encode()).hexdigest():
-        raise PairError(f"{weights_path}: these weights were saved with another {json_path.name}; save the pair again")
-    version = str(config.get("keras_version") or attributes.get("keras_version") or "")
-    file_backend = config.get("backend") or attributes.get("backend")
-    _refuse_keras_1(json_path, version, config)
-    legacy = _is_legacy(config)
-    if saved_hash is not None:
-        writer = "this project (Keras 3)"
-    else:
-        writer = _writer(version or ("2" if legacy else "3"), file_backend)
-    try:
-        # load json and create model (safe mode: no Lambda code is run)
-        loaded_model = _model_from_legacy_json(config) if legacy else _model_from_config(config)
-    except Exception as error:
-        raise PairError(f"{json_path}: Keras cannot build this model ({short_error(error)})") from None
-    try:
-        # load weights into new model
-        if legacy_weights is not None:
-            _set_legacy_weights(loaded_model, legacy_weights, file_backend)
+        recipe = models.MODELS.get(loaded_model.name)
+        if recipe is not None:
+            recipe.compile(loaded_model)
         else:
-            loaded_model.load_weights(weights_path)
-    except Exception as error:
-        raise PairError(f"{weights_path}: weights do not fit {json_path.name} ({short_error(error)})") from None
-    return loaded_model, writer
-
-
-def _load_single_file(path):
-    """A .keras archive or a full-model HDF5 file: Keras 3's own loader for Keras 3's files, the Keras 2
-    translation below for Keras 2's (Keras 3 cannot read their layer configs)."""
-    if zipfile.is_zipfile(path):
-        try:
-            with zipfile.ZipFile(path) as archive:
-                version = str(json.loads(archive.read("metadata.json")).get("keras_version", ""))
-        except Exception as error:
-            raise PairError(f"{path}: not a Keras archive ({short_error(error)}); save the model again") from None
-        return _keras_load_model(path), _writer(version or "3", None)
-    try:
-        with h5py.File(path, "r") as f:
-            attributes = _text_attributes(f)
-            legacy_weights = _legacy_weight_arrays(f)
-    except Exception as error:
-        what = "Keras archive" if path.suffix == KERAS_SUFFIX else "HDF5 model file"
-        raise PairError(f"{path}: not a readable {what} ({short_error(error)}); save the model again") from None
-    if "model_config" not in attributes:
-        raise PairError(f"{path}: holds weights only, no architecture; put the model's JSON beside it as "
-                        f"{path.with_suffix(JSON_SUFFIX).name}, or save the whole model with model.save")
-    version, file_backend = attributes.get("keras_version", ""), attributes.get("backend")
-    try:
-        config = json.loads(attributes["model_config"])
-    except ValueError as error:
-        raise PairError(f"{path}: its model_config is not JSON ({short_error(error)}); save the model again") from None
-    _refuse_keras_1(path, version, config)
-    if version.startswith("3"):
-        return _keras_load_model(path), _writer(version, file_backend)
-    try:
-        model = _model_from_legacy_json(config)
-    except Exception as error:
-        raise PairError(f"{path}: Keras cannot build this model ({short_error(error)})") from None
-    try:
-        _set_legacy_weights(model, legacy_weights or [], file_backend)
-    except Exception as error:
-        raise PairError(f"{path}: its weights do not fit its model ({short_error(error)})") from None
-    return model, _writer(version or "2", file_backend)
-
-
-def _keras_load_model(path):
-    try:
-        model = keras.saving.load_model(path, compile=False, safe_mode=True)
-    except Exception as error:
-        raise PairError(f"{path}: Keras cannot load this model ({short_error(error)})") from None
-    if not isinstance(model, keras.Model):
-        raise PairError(f"{path}: holds a {type(model).__name__}, not a model")
-    return model
-
-
-def _writer(version, file_backend):
-    """'Keras 2.0.8 (theano)': what wrote a file, as its own attributes say."""
-    return f"Keras {version}" + (f" ({file_backend})" if file_backend else "")
-
-
-def _text_attributes(h5_file):
-    """The HDF5 file's keras_version, backend and model_config attributes, as str."""
-    attributes = {}
-    for key in ("keras_version", "backend", "model_config"):
-        value = h5_file.attrs.get(key)
-        if value is not None:
-            attributes[key] = value.decode() if isinstance(value, bytes) else str(value)
-    return attributes
-
-
-def _refuse_keras_1(path, version, config):
-    """Keras 1's layer configs (nb_filter, output_dim, init, ...) are a format that Keras 2 itself refuses."""
-    old_keys = {"output_dim", "nb_filter", "init", "W_regularizer", "border_mode"}
-    body = config.get("config")
-    layers = body if isinstance(body, list) else (body or {}).get("layers", []) if isinstance(body, dict) else []
-    keras_1_keys = any(isinstance(layer, dict) and isinstance(layer.get("config"), dict) and
-                       old_keys & set(layer["config"]) for layer in layers)
-    if version.startswith("1") or keras_1_keys:
-        written = f"Keras {version}" if version else "Keras 1"
-        raise PairError(f"{path}: written by {written}, whose format neither Keras 2 nor Keras 3 reads; retrain "
-                        "the model, or open it with Keras 1 and save its weights into a model built with current Keras")
-
-
-def _model_from_config(config):
-    """Build (not compile: load_keras_model compiles) the model that a parsed model JSON describes."""
-    # compiling here would build optimizer slots the weights file lacks
-    config = {key: value for key, value in config.items() if key != "compile_config"}
-    model = keras.models.model_from_json(json.dumps(config))
-    if not isinstance(model, keras.Model):
-        raise ValueError(f"the JSON describes a {type(model).__name__}, not a model")
-    return model
-
-
-# ----------------------------------------------------------------------------
-# Keras 2 files: pairs, and full-model .h5 files
-
-
-def _is_legacy(config):
-    """Keras 2.x and tf.keras 2.x JSON carry keras_version; Keras 2.0's Sequential config is a list of layers."""
-    return str(config.get("keras_version", "3")).startswith("2") or isinstance(config.get("config"), list)
-
-
-def _model_from_legacy_json(config):
-    """A Keras 3 model computing what the Keras 2 model (Sequential or functional) computed.
-
-    Keras 3 cannot read Keras 2's layer configs as they are, so each layer is rebuilt from the arguments that
-    its Keras 3 class still takes:
-    - Keras 2.0's Flatten had no data_format: it flattened a channels_first tensor in (channels, rows, cols)
-      order. Keras 3's Flatten(channels_first) moves channels last first, so such a Flatten becomes
-      Flatten(data_format="channels_last"), which keeps the stored order. (Keras 2.2+ and tf.keras wrote
-      data_format into Flatten and moved channels like Keras 3.)
-    - tf.keras saved BatchNormalization's axis as a list ([3]); Keras 3 takes an int. LeakyReLU's alpha is
-      Keras 3's negative_slope.
-    - The input shape came as batch_input_shape on the first layer, on an InputLayer, or as the Sequential's
-      build_input_shape; it becomes a keras.Input (Keras 3's batch_shape).
-    Initializers, regularizers, constraints and dtypes only matter for training from scratch and changed names
-    across versions: they are dropped (the model computes in float32).
-    """
-    class_name, body = config.get("class_name"), config.get("config")
-    if class_name == "Sequential":
-        layer_configs = body if isinstance(body, list) else body["layers"]
-        name = None if isinstance(body, list) else body.get("name")
-        input_shape, layers = None, []
-        for layer in layer_configs:
-            layer_config = dict(layer["config"])
-            shape = layer_config.pop("batch_input_shape", None) or layer_config.pop("batch_shape", None)
-            if shape is not None and input_shape is None:
-                input_shape = tuple(shape[1:])
-            if layer["class_name"] != "InputLayer":
-                layers.append(_legacy_layer(layer["class_name"], layer_config))
-        if input_shape is None and isinstance(body, dict) and body.get("build_input_shape"):
-            input_shape = tuple(body["build_input_shape"][1:])
-        if input_shape is None:
-            raise ValueError("no batch_input_shape: the input shape is unknown")
-        return keras.Sequential([keras.Input(shape=input_shape), *layers], name=name)
-    if class_name in ("Model", "Functional"):  # Keras 2's functional models, by the name Keras 2.0-2.3 and 2.4+ gave
-        layers = []
-        for layer in body["layers"]:
-            layer_config = dict(layer["config"])
-            if layer["class_name"] == "InputLayer":
-                shape = layer_config.get("batch_input_shape") or layer_config.get("batch_shape")
-                serialized = keras.layers.serialize(keras.layers.InputLayer(batch_shape=tuple(shape),
-                                                                            name=layer["name"]))
-            else:
-                serialized = keras.layers.serialize(_legacy_layer(layer["class_name"], layer_config))
-            layers.append({**serialized, "name": layer["name"], "inbound_nodes": layer["inbound_nodes"]})
-        model = keras.Model.from_config({"name": body.get("name"), "layers": layers,
-                                         "input_layers": body["input_layers"],
-                                         "output_layers": body["output_layers"]})
-        return model
-    raise ValueError(f"a {class_name} is neither a Sequential nor a functional Keras 2 model")
-
-
-LEGACY_RENAMES = {"LeakyReLU": {"alpha": "negative_slope"}}  # {layer class: {Keras 2 argument: Keras 3 argument}}
-
-
-def _legacy_layer(class_name, layer_config):
-    """The Keras 3 layer for one Keras 2 layer config (see _model_from_legacy_json)."""
-    if class_name in ("Sequential", "Model", "Functional"):
-        raise ValueError(f"a model nested in the model ({layer_config.get('name')}) is not supported")
-    if class_name == "Lambda":
-        raise ValueError("a Lambda layer would run code from the file, which safe mode refuses")
-    cls = getattr(keras.layers, class_name, None)
-    if not (isinstance(cls, type) and issubclass(cls, keras.layers.Layer)):
-        raise ValueError(f"layer {class_name} is not a Keras 3 layer")
-    layer_config = dict(layer_config)
-    for old, new in LEGACY_RENAMES.get(class_name, {}).items():
-        if old in layer_config:
-            layer_config[new] = layer_config.pop(old)
-    if class_name == "Flatten" and "data_format" not in layer_config:
-        layer_config["data_format"] = "channels_last"  # Keras 2.0: flatten in the stored order
-    if isinstance(layer_config.get("axis"), list) and class_name in ("BatchNormalization", "LayerNormalization"):
-        if len(layer_config["axis"]) != 1:
-            raise ValueError(f"{class_name} {layer_config.get('name')} normalises over several axes")
-        layer_config["axis"] = layer_config["axis"][0]
-    parameters = inspect.signature(cls.__init__).parameters
-    takes_base_arguments = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
-    accepted = set(parameters) | ({"name", "trainable"} if takes_base_arguments else set())
-    kwargs = {key: value for key, value in layer_config.items() if key in accepted and
-              not key.endswith(("_initializer", "_regularizer", "_constraint")) and key != "dtype"}
-    return cls(**kwargs)
-
-
-def _legacy_weight_arrays(h5_file):
-    """[(layer name, [arrays])] of a Keras 2 weights file (a layer_names attribute), or None for Keras 3's."""
-    root = h5_file["model_weights"] if "model_weights" in h5_file else h5_file
-    if "layer_names" not in root.attrs:
-        return None
-    layers = []
-    for layer_name in root.attrs["layer_names"]:
-        layer_name = layer_name.decode() if isinstance(layer_name, bytes) else str(layer_name)
-        group = root[layer_name]
-        names = [n.decode() if isinstance(n, bytes) else str(n) for n in group.attrs.get("weight_names", [])]
-        layers.append((layer_name, [group[n][()] for n in names]))
-    return [(name, arrays) for name, arrays in layers if arrays]
-
-
-# Keras 2.2's list of the layers whose kernels Theano convolves (flipped) where TensorFlow correlates
-THEANO_KERNEL_LAYERS = ("Conv1D", "Conv2D", "Conv3D", "Conv2DTranspose")
-
-
-def _set_legacy_weights(model, legacy_layers, file_backend=None):
-    """Assign Keras 2 weights: by layer name when the file's names are the model's, else layer by layer in order
-    (a notebook cell run twice saves conv2d_5's weights for a JSON that says conv2d_4), as Keras 2 did.
-
-    Weights written on Theano: Theano convolves where TensorFlow (and Keras 3 on every backend) correlates, so
-    their kernels are flipped in space, as Keras 2.2+ did when it loaded them (tf.keras 2.x no longer did, and
-    computes something else for a Theano CNN).
-    """
-    targets = [layer for layer in model.layers if layer.weights]
-    saved = dict(legacy_layers)
-    if len(saved) == len(legacy_layers) and sorted(saved) == sorted(layer.name for layer in targets):
-        pairs = [(layer, layer.name, saved[layer.name]) for layer in targets]
-    elif len(targets) != len(legacy_layers):
-        raise ValueError(f"{len(legacy_layers)} layers with weights in the file, {len(targets)} in the model")
-    else:
-        pairs = [(layer, name, arrays) for layer, (name, arrays) in zip(targets, legacy_layers)]
-    for layer, name, arrays in pairs:
-        expected = [tuple(w.shape) for w in layer.weights]
-        if [a.shape for a in arrays] != expected:
-            raise ValueError(f"layer {name}: shapes {[a.shape for a in arrays]}, the model expects {expected}")
-        if file_backend == "theano" and type(layer).__name__ in THEANO_KERNEL_LAYERS:
-            kernel = arrays[0]
-            arrays = [kernel[(slice(None, None, -1),) * (kernel.ndim - 2)], *arrays[1:]]
-        layer.set_weights(arrays)
-
-
-def _compile_like_recipe(model):
-    recipe = models.recipe_for(model)
-    if recipe is not None:
-        models.compile_recipe(model, recipe)
-    else:
-        model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
-
-
-def short_error(error):
-    """An exception as one line of at most 200 characters."""
-    text = " ".join(str(error).split())
-    return text if len(text) <= 200 else text[:197] + "..."
+            loaded_model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
+    return loaded_model

@@ -8,6 +8,11 @@ light, cropped to the ink, its longer side scaled to 20 px keeping the aspect
 ratio, then pasted into 28x28 with its centre of mass at the centre.
 """
 
+if __name__ == "__main__":  # run as a script: Keras's backend loaded first, its start-up lines filtered out
+    from labtools import console
+
+    console.start("predict.py")
+
 import sys
 import warnings
 from pathlib import Path
@@ -17,14 +22,10 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from scipy import ndimage
 from skimage.transform import resize
 
-import cli  # first of the project's modules: it chooses the Keras backend and loads it with native lines filtered
 import data
-import evaluate
-import history
-import metrics
 import models
-import persistence
-from cli import UsageError
+from labtools import console, grading, history, scores
+from labtools.errors import DataError, UsageError, short_error
 
 DEFAULT_MODEL = "large"
 
@@ -39,15 +40,15 @@ def load_grayscale(path):
                 image = ImageOps.exif_transpose(image)  # phone photos are often stored rotated
                 gray = np.asarray(image.convert("L"), dtype=np.float32)
     except FileNotFoundError:
-        raise data.DataError(f"{path}: no such file") from None
+        raise DataError(f"{path}: no such file") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
-        raise data.DataError(f"{path}: too large to read safely ({str(error).rstrip('.')}); scale the photo down "
+        raise DataError(f"{path}: too large to read safely ({str(error).rstrip('.')}); scale the photo down "
                              "to a few thousand pixels a side") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
-        raise data.DataError(f"{path}: not an image Pillow can read ({type(error).__name__}); "
+        raise DataError(f"{path}: not an image Pillow can read ({type(error).__name__}); "
                              "use a PNG or JPEG photo or scan of one digit") from None
     if gray.ndim != 2 or min(gray.shape) < 2:
-        raise data.DataError(f"{path}: image too small ({gray.shape}); use a photo or scan of one digit")
+        raise DataError(f"{path}: image too small ({gray.shape}); use a photo or scan of one digit")
     return gray
 
 
@@ -59,7 +60,7 @@ def to_mnist(gray, source="image"):
     ink = np.clip(gray - np.median(border), 0, None)
     ink = ndimage.gaussian_filter(ink, sigma=max(gray.shape) / 500)  # removes paper grain and sensor noise
     if ink.max() < 20:
-        raise data.DataError(f"{source}: no ink found (the image is blank or has no contrast)")
+        raise DataError(f"{source}: no ink found (the image is blank or has no contrast)")
     rows, columns = np.nonzero(ink > 0.25 * ink.max())
     ink = ink[rows.min(): rows.max() + 1, columns.min(): columns.max() + 1]
     ink = ink / ink.max()
@@ -86,19 +87,19 @@ def default_pair(name):
 
 def predict(model, images, normalize=True, recipe=None):
     """Class probabilities (N, 10) for (N, 28, 28) images 0..1; recipe defaults to the model's own. A model from
-    elsewhere gets its inputs in the shape it takes (models.input_layout); ValueError if it takes no digits."""
-    recipe = recipe or models.recipe_for(model)
-    model = evaluate.channels_last(model, recipe)  # channels_first convolutions do not run on most CPUs
+    elsewhere gets its inputs in the shape it takes (grading.input_layout); ValueError if it takes no digits."""
+    recipe = recipe or grading.recipe_for(model, models.MODELS)
+    model = grading.channels_last(model, recipe)  # channels_first convolutions are slower on most CPUs
     X = images.reshape(-1, 1, 28, 28) * (1 if normalize else 255)
-    input_kind, data_format = models.input_layout(model, recipe)
+    input_kind, data_format = grading.input_layout(model, recipe)
     inputs = data.prepare_inputs(X, input_kind, data_format, **(recipe.input_options if recipe else {}))
-    probabilities, _ = metrics.as_probabilities(model.predict(inputs, verbose=0))
+    probabilities, _ = scores.as_probabilities(model.predict(inputs, verbose=0))
     return probabilities
 
 
 def make_parser():
     """The command line's parser (the docs test reads its flags)."""
-    parser = cli.OneLineErrorParser(description="Classify photos or scans of handwritten digits with a trained pair.")
+    parser = console.HelpParser(description="Classify photos or scans of handwritten digits with a trained pair.")
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files, one digit each")
     parser.add_argument("--model", default=DEFAULT_MODEL, help="registry name of a trained MNIST model")
     parser.add_argument("--pair", metavar="PATH", help="a saved model: a pair's name without extension, a .keras "
@@ -117,10 +118,10 @@ def parse_args(argv=None):
 
 def run(args):
     pair = Path(args.pair) if args.pair else default_pair(args.model)
-    saved, recipe, normalize = persistence.load_run(pair)
-    model = evaluate.channels_last(saved.model, recipe)  # once, not per image
+    saved, recipe, normalize = grading.load_run(pair, models.MODELS)
+    model = grading.channels_last(saved.model, recipe)  # once, not per image
     try:
-        input_kind, data_format = models.input_layout(model, recipe)
+        input_kind, data_format = grading.input_layout(model, recipe)
     except ValueError as error:
         raise UsageError(f"{pair}: not an MNIST digit model: {error}") from None
     if input_kind not in ("image", "flat", "grid", "hog"):
@@ -130,14 +131,14 @@ def run(args):
     normalize = {"auto": normalize, "yes": True, "no": False}[args.normalize]
     if normalize is None:  # nothing recorded how it was trained: the MNIST test images tell
         options = recipe.input_options if recipe else {}
-        normalize, note = evaluate.choose_pixel_scale(pair, model, evaluate.TestSets(), input_kind, data_format,
-                                                      options)
+        test_sets = grading.TestSets(data.get_data_mnist, data.prepare_inputs)
+        normalize, note = grading.choose_pixel_scale(pair, model, test_sets, input_kind, data_format, options)
         print(f"{pair}: {note}")
     failures = 0
     for path in args.images:
         try:
             digit = to_mnist(load_grayscale(path), source=path)
-        except data.DataError as error:  # one bad photo does not stop the others
+        except DataError as error:  # one bad photo does not stop the others
             print(f"predict.py: error: {error}", file=sys.stderr)
             failures += 1
             continue
@@ -146,8 +147,7 @@ def run(args):
         except Exception as error:  # a model from elsewhere that cannot run: its failure, not a bug of ours
             if recipe is not None:
                 raise
-            raise UsageError(f"{pair}: Keras cannot run this model on a digit "
-                             f"({persistence.short_error(error)})") from None
+            raise UsageError(f"{pair}: Keras cannot run this model on a digit ({short_error(error)})") from None
         top = np.argsort(probabilities)[::-1][:3]
         print(f"{path}: {top[0]}   (top 3: " + ", ".join(f"{k} {probabilities[k] * 100:.1f}%" for k in top) + ")")
         if args.show:
@@ -158,7 +158,7 @@ def run(args):
 
 
 def main(argv=None):
-    return cli.main("predict.py", run, parse_args(argv))
+    return console.run("predict.py", run, parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ Python 3.12: jax 0.12.0.1).
 
 Three variants of `sharp`, the same layers after the augmentation: its augmentation as Keras's RandomRotation,
 RandomTranslation and RandomZoom (nearest pixel), built as Keras builds them (marked unfit for XLA: on JAX the
-model's training step is then not compiled); as models.NearestAugmentation (the same images, one lookup, compiled
+model's training step is then not compiled); as ladder.NearestAugmentation (the same images, one lookup, compiled
 with the rest); and no augmentation. The fastest of three 20-step epochs after a compiling one, each variant twice,
 interleaved.
 """
@@ -19,13 +19,11 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import keras  # noqa: E402
-
-import backend  # noqa: E402
 import data  # noqa: E402
-import history  # noqa: E402
+import keras  # noqa: E402
 import logs  # noqa: E402
 import models  # noqa: E402
+from labtools import backend, history  # noqa: E402
 
 STEPS = 20
 (X, y), _, _ = data.get_data_mnist(True)
@@ -34,14 +32,14 @@ x, y = data.prepare_inputs(X[: 200 * STEPS], "image", "channels_last"), y[: 200 
 
 def variant(kind):
     keras.utils.set_random_seed(7)
-    model = models.build_model("sharp", total_steps=1000)
+    model = models.build_model("sharp")
     options = {"fill_mode": "constant", "interpolation": "nearest"}
     head = {"Keras's three layers": [keras.layers.RandomRotation(10 / 360, **options),
                                      keras.layers.RandomTranslation(0.1, 0.1, **options),
                                      keras.layers.RandomZoom(0.1, **options)],
             "NearestAugmentation": [model.layers[0]], "no augmentation": []}[kind]
     other = keras.Sequential([keras.Input((28, 28, 1)), *head, *model.layers[1:]])
-    return models.compile_recipe(other, models.MODELS["sharp"], total_steps=1000)
+    return models.MODELS["sharp"].compile(other, total_steps=1000)
 
 
 def step_ms(model):

@@ -4,7 +4,8 @@ pass, the gradient for its input (dx) and for its weights (dw), each jitted, the
     XLA_FLAGS= python experiments/jax_cpu_convolutions.py
     XLA_FLAGS=--xla_cpu_experimental_ynn_fusion_type= python experiments/jax_cpu_convolutions.py --append
 
-(run with the jax of requirements-jax.txt; backend.py sets the second flag whenever Keras runs on JAX)
+(run with the jax of requirements-jax.txt; labtools/backend.py's training_environment sets the second flag for
+the scripts on JAX)
 
 With --rewrites it also times two rewrites of the same convolution as matrix products, which XLA would hand to
 its dot kernels instead of its convolution kernels: im2col (the nine shifted slices side by side, one matmul

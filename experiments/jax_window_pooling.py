@@ -1,11 +1,11 @@
-"""backend.py's max pooling on JAX (a reshape and a max, for windows that do not overlap) against Keras's own
-(XLA's reduce_window): the same outputs and gradients, ties included; the same weights after training; the time of
+"""labtools/keras_patches.py's max pooling on JAX (a reshape and a max, for windows that do not overlap) against
+Keras's own (XLA's reduce_window): the same outputs and gradients, ties included; the same weights after training; the time of
 a training step.
 
     KERAS_BACKEND=jax python experiments/jax_window_pooling.py     (from the repository root)
 
 1. Outputs and gradients of both, bit for bit, on relu'd random maps (many ties at 0 and at whole numbers), for
-   the poolings the project's models use and for the ones backend.py leaves to Keras.
+   the poolings the project's models use and for the ones it leaves to Keras.
 2. large, large_original and sharp: one epoch of 2,000 images with each, from the same seed: the weights.
 3. A training step (model.train_on_batch, 20 batches after 3 warm-up ones) of large and small with each, three
    times in turn in this process.
@@ -19,13 +19,14 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import backend  # noqa: E402
 import data  # noqa: E402
 import logs  # noqa: E402
-import models  # noqa: E402  (installs backend.py's pooling)
+import models  # noqa: E402
+from labtools import backend, keras_patches, layout  # noqa: E402
 
 if backend.NAME != "jax":
     sys.exit("run it with KERAS_BACKEND=jax")
+keras_patches.faster_training()  # the window max pooling, as train.py switches it on
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
@@ -68,8 +69,8 @@ for name in ["large", "large_original", "sharp"]:
     for pooling in (KERAS, WINDOW):
         nn.max_pool = pooling
         keras.utils.set_random_seed(7)
-        model = models.compute_model(models.build_model(name))
-        models.compile_recipe(model, recipe)
+        model = layout.channels_last_copy(models.build_model(name))
+        recipe.compile(model)
         model.fit(inputs, y[:2000], batch_size=recipe.batch_size, epochs=1, verbose=0, shuffle=False)
         weights.append(model.get_weights())
     print(f"2. {name}: weights after one epoch of 2,000 images bit for bit equal: "
@@ -81,8 +82,8 @@ def step_ms(name, pooling):
     recipe = models.MODELS[name]
     inputs = data.prepare_inputs(X[:4600], recipe.input_kind, "channels_last", **recipe.input_options)
     keras.utils.set_random_seed(7)
-    model = models.compute_model(models.build_model(name))
-    models.compile_recipe(model, recipe)
+    model = layout.channels_last_copy(models.build_model(name))
+    recipe.compile(model)
     batch = recipe.batch_size
     for start in range(0, 3 * batch, batch):
         model.train_on_batch(inputs[start:start + batch], y[start:start + batch])
@@ -95,5 +96,5 @@ def step_ms(name, pooling):
 for name in ["large", "small"]:
     for _ in range(3):
         print(f"3. {name}: a step with Keras's pooling {step_ms(name, KERAS):.1f} ms, "
-              f"with backend.py's {step_ms(name, WINDOW):.1f} ms", flush=True)
+              f"with labtools' {step_ms(name, WINDOW):.1f} ms", flush=True)
 nn.max_pool = WINDOW

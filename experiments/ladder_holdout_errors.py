@@ -21,16 +21,21 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "experiments"))
-import cli  # noqa: E402,F401  (chooses the backend, filters native log lines)
+from labtools import console  # noqa: E402
+
+if __name__ == "__main__":  # run as a script: the Keras backend loaded first, its start-up lines filtered out
+    console.start("experiments/ladder_holdout_errors.py")
+
 import data  # noqa: E402
 import ladder_variants  # noqa: E402,F401  (registers ElasticNearestAugmentation, for the pairs that hold one)
 import logs  # noqa: E402
 import persistence  # noqa: E402
+from labtools import runs  # noqa: E402
 
 
 def main(paths, figure=None):
     (train_images, train_labels), _, _ = data.get_data_mnist(normalize=True)  # the test set is not predicted
-    _, (images, labels) = data.holdout_split(train_images, train_labels)
+    _, (images, labels) = runs.holdout_split(train_images, train_labels)
     images = np.transpose(images, (0, 2, 3, 1))  # the ladder's pairs are channels_last
     labels = labels.argmax(axis=1)
     wrong, summed = {}, 0

@@ -20,10 +20,15 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-import cli  # noqa: E402,F401  (chooses the backend, filters native log lines)
+from labtools import console  # noqa: E402
+
+if __name__ == "__main__":  # run as a script: the Keras backend loaded first, its start-up lines filtered out
+    console.start("experiments/ladder_tta.py")
+
 import data  # noqa: E402
 import logs  # noqa: E402
 import persistence  # noqa: E402
+from labtools import runs  # noqa: E402
 
 VIEW_SETS = {
     "none": [(0, 0)],
@@ -53,7 +58,7 @@ def scores(model, images, labels, views):
 
 def main():
     (X_train, y_train), (X_test, y_test), _ = data.get_data_mnist(normalize=True)
-    _, (X_holdout, y_holdout) = data.holdout_split(X_train, y_train)
+    _, (X_holdout, y_holdout) = runs.holdout_split(X_train, y_train)
     pairs = {seed: persistence.load_keras_model(ROOT / "results" / "models" / f"deeper{suffix}")
              for seed, suffix in ((7, ""), (8, "_seed8"), (9, "_seed9"))}
     print("1. holdout (5,000 images), deeper's pairs; errors and loss for seeds 7, 8, 9:")

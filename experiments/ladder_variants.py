@@ -28,17 +28,22 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-import cli  # noqa: E402,F401  (chooses the backend, filters native log lines)
+from labtools import console  # noqa: E402
+
+if __name__ == "__main__":  # run as a script: the Keras backend loaded first, its start-up lines filtered out
+    console.start("experiments/ladder_variants.py")
+
 import keras  # noqa: E402
 from keras import layers, ops  # noqa: E402
 
 import models  # noqa: E402
 import train  # noqa: E402
+from labtools import ladder  # noqa: E402
 
 
 @keras.saving.register_keras_serializable(package="ladder_variants")
-class ElasticNearestAugmentation(models.NearestAugmentation):
-    """models.NearestAugmentation with an elastic field added to the pixel grid before the three moves (the one
+class ElasticNearestAugmentation(ladder.NearestAugmentation):
+    """ladder.NearestAugmentation with an elastic field added to the pixel grid before the three moves (the one
     rounding to the nearest pixel still comes after them)."""
 
     def __init__(self, rotation, translation, zoom, elastic=(34.0, 4.0), **kwargs):
@@ -67,12 +72,12 @@ def conv(filters, kernel, padding="valid"):
 
 
 def variant_network(args):
-    """deeper's network (models.ladder_cnn with its flags), with the changes in args."""
+    """deeper's network (ladder.ladder_cnn with its flags), with the changes in args."""
     c1, c2, c3 = (int(count) for count in args.filters.split(","))
     if args.elastic:
         augmentation = ElasticNearestAugmentation(10 / 360, 0.1, 0.1, [float(v) for v in args.elastic.split(",")])
     else:
-        augmentation = models.NearestAugmentation(10 / 360, 0.1, 0.1)
+        augmentation = ladder.NearestAugmentation(10 / 360, 0.1, 0.1)
     stack = [keras.Input(shape=(28, 28, 1)), augmentation]
     stack += conv(c1, 5) + [layers.MaxPooling2D()]
     stack += conv(c2, 5) + (conv(c2, 3, "same") if args.mid_conv else []) + [layers.MaxPooling2D()]

@@ -6,7 +6,7 @@ why JAX was slow there.
 Trains MODEL (default large) 3 epochs on 6,000 images (2,000 test images) and prints the fastest epoch after the
 first, per step; on JAX it also times max pooling's forward and gradient on large's first pooling input: XLA's
 reduce_window (whose gradient is a select_and_scatter), the same maxima from four strided slices, and
-backend.py's window max (what train.py uses on JAX since it was added).
+labtools/keras_patches.py's window max (what train.py uses on JAX since it was added).
 
 Output: results/logs/large_step_by_backend.txt, a run's lines added to its end with --append. The committed one:
 three sessions of runs with --append, one backend after the other in the order of its lines (in the last two, large
@@ -20,13 +20,13 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import backend  # noqa: E402
+from labtools import backend  # noqa: E402
 import logs  # noqa: E402
 import train  # noqa: E402
 
 arguments = [argument for argument in sys.argv[1:] if argument != "--append"]
 name = arguments[0] if arguments else "large"
-settings = train.Settings.of(name, epochs=3, train_limit=6000, test_limit=2000)
+settings = train.settings_for(name, epochs=3, train_limit=6000, test_limit=2000)
 logs.tee("large_step_by_backend.txt", append="--append" in sys.argv)
 with tempfile.TemporaryDirectory() as out:
     result = train.train_and_evaluate(settings, out=out, verbose=0)
@@ -68,7 +68,7 @@ if backend.NAME == "jax" and name == "large":
         return nn.max_pool(x, 2, 2, "valid", "channels_last")
 
     for label, pool in (("reduce_window (Keras's)", reduce_window), ("four strided slices", slices),
-                        ("backend.py's window max", window_max)):
+                        ("the window max of labtools/keras_patches.py", window_max)):
         forward = best_ms(pool, x)
         gradient = best_ms(lambda x: jax.vjp(pool, x)[1](upstream)[0], x)
         print(f"  max pooling 200x24x24x30, {label}: forward {forward:.1f} ms, gradient {gradient:.1f} ms", flush=True)

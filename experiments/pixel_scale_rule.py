@@ -6,7 +6,7 @@ scale is known: the fixtures other Keras versions wrote (tests/fixtures/) and th
 Output: results/logs/pixel_scale_rule.txt. For each model and each scale, on the first 500 and 1,000 test images:
 its mistakes, its loss, and the median margin (ln p1 - ln p2, how much likelier its first choice is than its
 second, in nats; inf: the softmax saturated, p2 = 0 in float32). Then what the old rule (the lower loss on 500
-images, before issue 37) and evaluate.choose_pixel_scale choose, each marked WRONG where it misses.
+images, before issue 37) and grading.choose_pixel_scale choose, each marked WRONG where it misses.
 """
 
 import argparse
@@ -19,14 +19,16 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "fixtures"))
 
-import cli  # noqa: E402,F401  (chooses the backend first)
-import evaluate  # noqa: E402
-import history  # noqa: E402
+from labtools import console  # noqa: E402
+
+if __name__ == "__main__":  # run as a script: the Keras backend loaded first, its start-up lines filtered out
+    console.start("experiments/pixel_scale_rule.py")
+
+import data  # noqa: E402
 import logs  # noqa: E402
 import make_fixtures  # noqa: E402  (its manifest of the fixtures)
-import metrics  # noqa: E402
 import models  # noqa: E402
-import persistence  # noqa: E402
+from labtools import grading, history, layout, pixel_scale, saved_models, scores  # noqa: E402
 
 FIXTURES = ROOT / "tests" / "fixtures"
 SHEET_SEEDS = ("", "_seed8", "_seed9")
@@ -47,10 +49,10 @@ def known_models(all_seeds):
                 yield f"{name}{suffix}", path, run["config"]["normalize"]
 
 
-def scores(probabilities, labels):
+def measured(probabilities, labels):
     """(mistakes, loss, median margin) of predictions against one-hot labels."""
-    loss, accuracy = metrics.loss_and_accuracy(probabilities, labels)
-    return round((1 - accuracy) * len(labels)), loss, float(np.median(metrics.output_margins(probabilities)))
+    loss, accuracy = scores.loss_and_accuracy(probabilities, labels)
+    return round((1 - accuracy) * len(labels)), loss, float(np.median(scores.output_margins(probabilities)))
 
 
 def main():
@@ -58,7 +60,7 @@ def main():
     parser.add_argument("--all-seeds", action="store_true", help="the committed pairs of seeds 8 and 9 too")
     parser.add_argument("extra", nargs="*", help="more models, each FILE:0..1 or FILE:0..255")
     args = parser.parse_args()
-    test_sets = evaluate.TestSets()
+    test_sets = grading.TestSets(data.get_data_mnist, data.prepare_inputs)
     extra = [(Path(item.rsplit(":", 1)[0]).name, Path(item.rsplit(":", 1)[0]), item.endswith(":0..1"))
              for item in args.extra]
     wrong = {"old": 0, "new": 0}
@@ -67,24 +69,25 @@ def main():
         print("model | trained on | per scale (0..1 ; 0..255), first 500 and 1,000 images: mistakes, loss, median "
               "margin | old rule | choose_pixel_scale")
         for label, path, normalized in [*known_models(args.all_seeds), *extra]:
-            saved = persistence.load_saved(path)
-            model = models.compute_model(saved.model)
-            input_kind, data_format = models.input_layout(model)
+            saved = saved_models.load(path)
+            model = layout.channels_last_copy(saved.model)
+            input_kind, data_format = grading.input_layout(model)
             cells, losses = [], {}
             for normalize in (True, False):
                 x, y, _ = test_sets.get(normalize, input_kind, data_format)
-                probabilities, _ = metrics.as_probabilities(evaluate.run_model(path, model, x[:1000]))
+                probabilities, _ = scores.as_probabilities(grading.run_model(path, model, x[:1000]))
                 for count in (500, 1000):
-                    mistakes, loss, margin = scores(probabilities[:count], y[:count])
+                    mistakes, loss, margin = measured(probabilities[:count], y[:count])
                     cells.append(f"{mistakes} {loss:.3f} {margin:.3g}")
                     losses[normalize, count] = loss
             old = losses[True, 500] <= losses[False, 500]
-            new, note = evaluate.choose_pixel_scale(path, model, test_sets, input_kind, data_format, {})
+            new, note = grading.choose_pixel_scale(path, model, test_sets, input_kind, data_format, {})
             for rule, chosen in (("old", old), ("new", new)):
                 wrong[rule] += chosen != normalized
             mark = {True: "", False: " WRONG"}
-            print(f"{label} | {evaluate.PIXELS[normalized]} | {' / '.join(cells[:2])} ; {' / '.join(cells[2:])} | "
-                  f"{evaluate.PIXELS[old]}{mark[old == normalized]} | {evaluate.PIXELS[new]}{mark[new == normalized]}"
+            print(f"{label} | {pixel_scale.PIXELS[normalized]} | {' / '.join(cells[:2])} ; {' / '.join(cells[2:])} | "
+                  f"{pixel_scale.PIXELS[old]}{mark[old == normalized]} | "
+                  f"{pixel_scale.PIXELS[new]}{mark[new == normalized]}"
                   f" | {note}")
         print(f"wrong choices: old rule {wrong['old']}, choose_pixel_scale {wrong['new']}")
 

@@ -1,11 +1,12 @@
-"""Where a PyTorch training step goes, and what backend.py's channels_last views change (Keras on torch, CPU).
+"""Where a PyTorch training step goes, and what labtools/keras_patches.py's channels_last views change (Keras on
+torch, CPU).
 
     KERAS_BACKEND=torch python experiments/torch_channels_last.py     (from the repository root)
 
 1. Max pooling of the sheet's large CNN's first pooling input (200x24x24x30, 2x2), forward and backward: torch on
    the contiguous NCHW copy Keras makes, and on the permuted view of the NHWC tensor (torch's channels_last kernel).
 2. The sheet's large and small CNNs through train.py (3 epochs of 6,000 images, 2,000 test images), with Keras's
-   own permute-and-copy and with backend.py's views, alternately twice: the fastest epoch after the first, per
+   own permute-and-copy and with the views, alternately twice: the fastest epoch after the first, per
    step, and a hash of the trained weights (the same hash: the same numbers).
 3. torch's profiler over 10 train_on_batch steps of each (batch 200, with the views): the ops that take the time.
 4. With --compile, instead of 1-3: large's train_on_batch on 50 real batches, Keras's own (eager) and with jit_compile=True
@@ -23,10 +24,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import backend  # noqa: E402
-import bench  # noqa: E402
 import logs  # noqa: E402
-import train  # noqa: E402  (imports models, which installs the views)
+import train  # noqa: E402
+from labtools import backend, bench, keras_patches  # noqa: E402
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -36,7 +36,8 @@ from keras.src.backend.torch import nn  # noqa: E402
 
 if backend.NAME != "torch":
     sys.exit("run it with KERAS_BACKEND=torch")
-views = nn._transpose_spatial_inputs
+keras_patches.faster_training()  # the views, as train.py switches them on; then train.py leaves each choice below
+views, keras_patches.faster_training = nn._transpose_spatial_inputs, lambda: False
 keras_own = next(cell.cell_contents for cell in views.__closure__ if callable(cell.cell_contents))
 logs.tee("torch_channels_last.txt", append="--append" in sys.argv)
 print(backend.describe(), f"{torch.get_num_threads()} threads", flush=True)
@@ -62,7 +63,7 @@ if "--compile" in sys.argv:
 
 
 def best_ms(function, repeats=10):
-    """bench.py's fastest call after a warm-up, in ms (bench.py imports no TensorFlow on this backend)."""
+    """labtools.bench's fastest call after a warm-up, in ms (it imports no TensorFlow on this backend)."""
     return 1000 * bench.best_seconds(function, repeats)
 
 
@@ -82,7 +83,7 @@ for label, transpose in (("Keras's copy", keras_own), ("view", views)):
 for name in ("large", "small"):
     for label, transpose in (("Keras's copy", keras_own), ("views", views)) * 2:
         nn._transpose_spatial_inputs = transpose
-        settings = train.Settings.of(name, epochs=3, train_limit=6000, test_limit=2000)
+        settings = train.settings_for(name, epochs=3, train_limit=6000, test_limit=2000)
         with tempfile.TemporaryDirectory() as out:
             result = train.train_and_evaluate(settings, out=out, verbose=0)
         seconds = [row["seconds"] for row in result["history"]]

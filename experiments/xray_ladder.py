@@ -3,11 +3,11 @@ threshold chosen on held-out training images do to the test scores.
 
     python experiments/xray_ladder.py --data-dir DIR [--seeds 7,8,9]
 
-Every rung trains the notebook's CNN (models.pneumonia_cnn, Adam 1e-3, batch 64, binary cross-entropy) on the
+Every rung trains the notebook's CNN (models.pneumonia_model, Adam 1e-3, batch 64, binary cross-entropy) on the
 training images minus a holdout: 10% of the patients of each class (file names: personN_... for PNEUMONIA,
 [NORMAL2-]IM-NNNN-... for NORMAL), so no patient is on both sides. Every choice (the epoch count of `longer`, the
 threshold of `threshold`) is made on that holdout; the test set is used once per run, after its choices, and the
-val/ folder (16 images) not at all. Batches come in data.epoch_order, as train.py's.
+val/ folder (16 images) not at all. Batches come in labtools.batches.epoch_order, as train.py's.
 
 Rungs, each on top of the one before it:
     unweighted  5 epochs, no class weights
@@ -34,16 +34,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import cli  # noqa: E402  (first: chooses the Keras backend, filters native log lines)
-import backend  # noqa: E402
-import data  # noqa: E402
-import history  # noqa: E402
-import logs  # noqa: E402
-import metrics  # noqa: E402
-import models  # noqa: E402
+from labtools import console  # noqa: E402
+
+if __name__ == "__main__":  # run as a script: the Keras backend loaded first, its start-up lines filtered out
+    console.start("experiments/xray_ladder.py")
 
 import keras  # noqa: E402
+import logs  # noqa: E402
+import models  # noqa: E402
 import numpy as np  # noqa: E402
+from labtools import backend, batches, errors, history, report, scores, xrays  # noqa: E402
 
 RUNGS = ["unweighted", "weighted", "augmented", "longer", "threshold"]
 EPOCHS, LONGEST = 5, 15
@@ -68,23 +68,23 @@ def holdout_mask(paths, labels):
 
 def build(augment):
     """The notebook's CNN, compiled as the recipe compiles it; augment: random rotation, translation, zoom first."""
-    base = models.pneumonia_cnn()
+    base = models.pneumonia_model()
     layers = list(base.layers)
     if augment:
         layers = [keras.layers.RandomRotation(0.03), keras.layers.RandomTranslation(0.05, 0.05),
                   keras.layers.RandomZoom(0.1), *layers]
     model = keras.Sequential([keras.Input((128, 128, 1)), *layers], name="pneumonia")
-    return models.compile_recipe(model, models.MODELS["pneumonia"])
+    return models.MODELS["pneumonia"].compile(model)
 
 
-def balanced_accuracy(scores):
-    return (scores["recall"] + scores["specificity"]) / 2
+def balanced_accuracy(found):
+    return (found["recall"] + found["specificity"]) / 2
 
 
 def best_threshold(probabilities, labels):
     """The threshold with the highest balanced accuracy on these images (ties: the one nearest 0.5)."""
     candidates = np.unique(np.r_[0.5, probabilities])
-    values = [(balanced_accuracy(metrics.xray_scores(probabilities, labels, t)), -abs(t - 0.5), t)
+    values = [(balanced_accuracy(scores.xray_scores(probabilities, labels, t)), -abs(t - 0.5), t)
               for t in candidates[:-1]]  # above the highest probability nothing is PNEUMONIA
     return float(max(values)[2])
 
@@ -101,7 +101,7 @@ def train_run(seed, epochs, weighted, augment, train_set, holdout, test):
     backend.enable_determinism()
     (x, y), (x_hold, y_hold) = train_set, holdout
     counts = [int(np.sum(y == label)) for label in (0, 1)]
-    weights = data.class_weights(counts) if weighted else {0: 1.0, 1: 1.0}
+    weights = xrays.class_weights(counts) if weighted else {0: 1.0, 1: 1.0}
     sample_weights = np.array([weights[int(label)] for label in y], dtype=np.float32)
     model = build(augment)
     snapshots, holdout_losses, holdout_probabilities, seconds = [], [], [], []
@@ -112,20 +112,20 @@ def train_run(seed, epochs, weighted, augment, train_set, holdout, test):
 
         def on_epoch_end(self, epoch, logs=None):
             seconds.append(time.perf_counter() - self.started)
-            probabilities = metrics.xray_probabilities(model, x_hold)
+            probabilities = scores.xray_probabilities(model, x_hold)
             holdout_probabilities.append(probabilities)
             holdout_losses.append(binary_cross_entropy(probabilities, y_hold))
             snapshots.append(model.get_weights())
 
     def orders():
-        return (data.epoch_order(len(x), seed, epoch) for epoch in range(epochs))
+        return (batches.epoch_order(len(x), seed, epoch) for epoch in range(epochs))
 
-    model.fit(backend.training_data((x, y[:, None], sample_weights), 64, orders), steps_per_epoch=-(-len(x) // 64),
+    model.fit(batches.training_data((x, y[:, None], sample_weights), 64, orders), steps_per_epoch=-(-len(x) // 64),
               epochs=epochs, shuffle=False, verbose=0, callbacks=[Watch()])
 
     def test_probabilities(epoch):
         model.set_weights(snapshots[epoch - 1])
-        return metrics.xray_probabilities(model, test[0])
+        return scores.xray_probabilities(model, test[0])
 
     return holdout_losses, holdout_probabilities, seconds, test_probabilities
 
@@ -153,14 +153,13 @@ def table(runs, seeds):
             summary([run["holdout"]["recall"] for run in chosen]),
             summary([run["holdout"]["specificity"] for run in chosen]),
             f"{statistics.mean(run['seconds'] for run in chosen):.0f} s"])
-    return cli.markdown_table(header, rows)
+    return report.markdown_table(header, rows)
 
 
 def figure(runs, seeds, path):
-    import plots  # Agg
+    from labtools import plots
 
-    plt = plots.plt
-    figure_, (left, right) = plt.subplots(1, 2, figsize=(12, 4.2), gridspec_kw={"width_ratios": [3, 2]})
+    figure_, (left, right) = plots.subplots(1, 2, figsize=(12, 4.2), gridspec_kw={"width_ratios": [3, 2]})
     positions = np.arange(len(RUNGS))
     for position, rung in zip(positions, RUNGS):
         accuracies = [100 * runs[rung][str(seed)]["test"]["accuracy"] for seed in seeds]
@@ -191,11 +190,10 @@ def figure(runs, seeds, path):
     plots._credit(figure_, "Chest X-rays: Kermany et al. 2018, CC BY 4.0; test images 224 x 224 RGB JPEG (a re-saved "
                            "copy); choices on held-out training patients only")
     figure_.savefig(path, dpi=110)
-    plt.close(figure_)
 
 
 def main():
-    parser = cli.OneLineErrorParser(description="The chest X-ray ladder (see this script's docstring).")
+    parser = console.HelpParser(description="The chest X-ray ladder (see this script's docstring).")
     parser.add_argument("--data-dir", required=True, metavar="DIR", help="the chest X-ray tree")
     parser.add_argument("--seeds", default="7,8,9", help="one run per seed and rung")
     parser.add_argument("--figure-only", action="store_true",
@@ -206,9 +204,9 @@ def main():
     try:
         seeds = [int(seed) for seed in args.seeds.split(",")]
         if not args.figure_only:
-            data.xray_files(args.data_dir)
-    except ValueError as error:  # a bad --seeds, or data.DataError: the tree
-        sys.exit(f"xray_ladder.py: error: {error if isinstance(error, data.DataError) else '--seeds: ' + args.seeds}")
+            xrays.xray_files(args.data_dir)
+    except ValueError as error:  # a bad --seeds, or errors.DataError: the tree
+        sys.exit(f"xray_ladder.py: error: {error if isinstance(error, errors.DataError) else '--seeds: ' + args.seeds}")
     logs.tee("xray_ladder.txt", append=args.figure_only)  # --figure-only: the same runs, so the same log
     if args.figure_only:
         runs = json.loads(out.read_text())["runs"]
@@ -218,8 +216,8 @@ def main():
     print(f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {backend.describe()}; "
           f"{history.machine_description()}; commit {history.commit_description()}; machine shared with other work")
     print(f"$ python experiments/xray_ladder.py --data-dir {args.data_dir} --seeds {args.seeds}", flush=True)
-    files, _ = data.xray_files(args.data_dir)
-    splits = data.load_xrays(args.data_dir, splits=("train", "test"))
+    files, _ = xrays.xray_files(args.data_dir)
+    splits = xrays.load_xrays(args.data_dir, splits=("train", "test"))
     (x_all, y_all), (x_test, y_test) = splits["train"], splits["test"]
     y_all, y_test = y_all[:, 0], y_test[:, 0]
     held = holdout_mask([path for path, _ in files["train"]], y_all)
@@ -268,8 +266,8 @@ def main():
 def record(epochs, threshold, losses, holdout_probabilities, holdout_labels, test_probabilities, test_labels, seconds):
     """One run of a rung: its choices, its scores on the holdout and (once, after the choices) on the test set.
     seconds: the training time of every epoch trained (for `longer`, all 15: the run trained them all)."""
-    holdout = metrics.xray_scores(holdout_probabilities, holdout_labels, threshold)
-    test = metrics.xray_scores(test_probabilities, test_labels, threshold)
+    holdout = scores.xray_scores(holdout_probabilities, holdout_labels, threshold)
+    test = scores.xray_scores(test_probabilities, test_labels, threshold)
     return {"epochs": epochs, "threshold": threshold, "holdout_loss_by_epoch": losses, "holdout": holdout,
             "test": test, "seconds": round(sum(seconds), 1)}
 
@@ -282,5 +280,5 @@ def summary_line(run):
 
 
 if __name__ == "__main__":
-    with cli.native_log_filter():  # TensorFlow's native start-up and tf.data lines
+    with console.native_log_filter():  # TensorFlow's native start-up and tf.data lines
         main()

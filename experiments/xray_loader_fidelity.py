@@ -1,4 +1,5 @@
-"""data.load_xrays against the ARN notebook's loader, keras.utils.image_dataset_from_directory, on the same files.
+"""labtools.xrays.load_xrays against the ARN notebook's loader, keras.utils.image_dataset_from_directory, on the
+same files.
 
     python experiments/xray_loader_fidelity.py --data-dir DIR [--model results/models/pneumonia]
 
@@ -45,11 +46,11 @@ def keras_split(data_dir, split, shuffle=False, seed=None):
 def measure(loader, data_dir):
     """Run in a fresh process: time and peak memory of loading the whole tree; JSON on stdout."""
     if loader == "ours":
-        import data
+        from labtools import xrays
 
         before = peak_mib()
         started = time.perf_counter()
-        loaded = data.load_xrays(data_dir, verbose=False)
+        loaded = xrays.load_xrays(data_dir, verbose=False)
     else:
         import keras  # noqa: F401  (its import is not the loading)
 
@@ -63,7 +64,7 @@ def measure(loader, data_dir):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--data-dir", required=True, help="the chest X-ray tree (train/, val/, test/)")
     parser.add_argument("--model", default=str(ROOT / "results" / "models" / "pneumonia"), help="a pneumonia pair")
@@ -73,13 +74,12 @@ def main():
     if args.measure:
         return measure(args.measure, args.data_dir)
 
-    import data
-    import history
     import logs
+    from labtools import errors, history, xrays
 
     try:
-        data.xray_files(args.data_dir)
-    except data.DataError as error:
+        xrays.xray_files(args.data_dir)
+    except errors.DataError as error:
         sys.exit(f"xray_loader_fidelity.py: error: {error}")
     logs.tee("xray_loader_fidelity.txt")  # not in the --measure processes: their stdout is this one's to read
     print(f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {history.machine_description()}; "
@@ -90,20 +90,20 @@ def main():
     for loader in ("ours", "keras", "ours", "keras"):
         result = json.loads(subprocess.run([sys.executable, __file__, "--data-dir", args.data_dir, "--measure", loader],
                                            capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1])
-        name = "data.load_xrays" if loader == "ours" else "image_dataset_from_directory"
+        name = "xrays.load_xrays" if loader == "ours" else "image_dataset_from_directory"
         print(f"   {name:29s} {result['images']} images in {result['seconds']:5.1f} s; peak memory "
               f"{result['peak_mib']:5.0f} MiB ({result['peak_mib'] - result['before_mib']:+5.0f} MiB over the "
               f"{result['before_mib']:.0f} MiB after imports); arrays {result['array_mib']:.0f} MiB (float32)")
 
     import numpy as np
 
-    import data
-    import metrics
     import persistence
+    from labtools import scores
 
-    files, _ = data.xray_files(args.data_dir)
-    ours = data.load_xrays(args.data_dir, verbose=False)
-    print("\n2. Pixels, 0..255, image by image (matched by file path): |data.load_xrays - image_dataset_from_directory|")
+    files, _ = xrays.xray_files(args.data_dir)
+    ours = xrays.load_xrays(args.data_dir, verbose=False)
+    print("\n2. Pixels, 0..255, image by image (matched by file path): "
+          "|xrays.load_xrays - image_dataset_from_directory|")
     theirs = {}
     for split in SPLITS:
         images, labels, paths, _ = keras_split(args.data_dir, split)
@@ -132,22 +132,22 @@ def main():
     model = persistence.load_keras_model(args.model)
     print(f"\n3. {Path(args.model).name} on the {len(theirs['test'][0])} test images, fed both ways (threshold 0.5):")
     predictions = {}
-    for name, (images, labels) in (("data.load_xrays", (ours["test"][0], ours["test"][1][:, 0])),
+    for name, (images, labels) in (("xrays.load_xrays", (ours["test"][0], ours["test"][1][:, 0])),
                                    ("image_dataset_from_directory", theirs["test"])):
-        probabilities = metrics.xray_probabilities(model, images)
+        probabilities = scores.xray_probabilities(model, images)
         predictions[name] = probabilities > 0.5
-        scores = metrics.xray_scores(probabilities, labels)
-        print(f"   {name:29s} accuracy {scores['accuracy']:.2%}, precision {scores['precision']:.4f}, recall "
-              f"{scores['recall']:.4f}, F1 {scores['f1']:.4f}, ROC AUC {scores['roc_auc']:.4f}, "
-              f"confusion {scores['confusion_matrix']}")
-    changed = int(np.sum(predictions["data.load_xrays"] != predictions["image_dataset_from_directory"]))
+        found = scores.xray_scores(probabilities, labels)
+        print(f"   {name:29s} accuracy {found['accuracy']:.2%}, precision {found['precision']:.4f}, recall "
+              f"{found['recall']:.4f}, F1 {found['f1']:.4f}, ROC AUC {found['roc_auc']:.4f}, "
+              f"confusion {found['confusion_matrix']}")
+    changed = int(np.sum(predictions["xrays.load_xrays"] != predictions["image_dataset_from_directory"]))
     print(f"   predictions that differ: {changed} of {len(theirs['test'][0])}")
     _, _, _, shuffled = keras_split(args.data_dir, "test", shuffle=True, seed=7)
     probabilities = model.predict(shuffled, verbose=0).reshape(-1)  # a first pass over the shuffled data set
     labels = np.concatenate([np.asarray(y) for _, y in shuffled])[:, 0]  # a second pass: another order
-    scores = metrics.xray_scores(probabilities, labels)
+    found = scores.xray_scores(probabilities, labels)
     print(f"\n4. The notebook's trap: test data set shuffled (its default, seed 7), labels collected in a second pass: "
-          f"accuracy {scores['accuracy']:.2%}, confusion {scores['confusion_matrix']} (the same predictions, "
+          f"accuracy {found['accuracy']:.2%}, confusion {found['confusion_matrix']} (the same predictions, "
           "matched to the wrong labels)")
 
 

@@ -17,6 +17,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ["MNIST_LABS_CACHE"] = tempfile.mkdtemp(prefix="mnist-labs-tests-")
 atexit.register(shutil.rmtree, os.environ["MNIST_LABS_CACHE"], ignore_errors=True)
 
+from labtools import backend  # noqa: E402
+
+backend.training_environment()  # what the scripts set before the backend starts (console.start)
+
 
 def pytest_addoption(parser):
     parser.addoption("--slow", action="store_true",
@@ -50,10 +54,11 @@ def last_line(text):
 
 
 def train_run(name, out, verbose=0, callbacks=(), **settings):
-    """train.py's run of recipe `name` with these settings (train.Settings.of's arguments), saved under out."""
+    """train.py's run of recipe `name` with these settings (train.settings_for's arguments), saved under out."""
     import train
 
-    return train.train_and_evaluate(train.Settings.of(name, **settings), out=out, verbose=verbose, callbacks=callbacks)
+    return train.train_and_evaluate(train.settings_for(name, **settings), out=out, verbose=verbose,
+                                    callbacks=callbacks)
 
 
 @pytest.fixture(scope="session")
@@ -98,10 +103,10 @@ def interrupt_after_epoch(epoch):
 def predict_nchw(model, images):
     """model's outputs for (N, 1, 28, 28) images on any CPU: through its channels_last twin when it is
     channels_first (TensorFlow runs channels_first convolutions only where it uses oneDNN)."""
-    import models
+    from labtools import layout
 
-    if models.model_data_format(model) == "channels_first":
-        model, images = models.compute_model(model), images.transpose(0, 2, 3, 1)
+    if layout.model_data_format(model) == "channels_first":
+        model, images = layout.channels_last_copy(model), images.transpose(0, 2, 3, 1)
     return model.predict(images, verbose=0)
 
 

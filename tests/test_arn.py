@@ -5,9 +5,9 @@ import pytest
 from skimage.feature import hog
 
 import data
-import metrics
 import models
 from conftest import make_xray_tree
+from labtools import errors, scores, xrays
 
 def test_arn_recipes():
     expected = {"mlp1": (10, 128), "mlp2": (20, 32), "mlp3": (30, 128), "hog_mlp1": (50, 128), "hog_mlp2": (20, 128),
@@ -45,11 +45,11 @@ def test_hog_features_equal_skimage_image_by_image(mnist_test_images):
 def test_hog_in_parallel_equals_serial_and_is_cached(mnist_test_images, tmp_path, monkeypatch):
     monkeypatch.setenv("MNIST_LABS_CACHE", str(tmp_path))
     images = mnist_test_images[:4000]
-    serial = data._hog_chunk(images[:, 0], 16, 4)
+    serial = data.hog_of_images(images[:, 0], 16, 4)
     features = data.hog_features(images, orientations=16, pixels_per_cell=4)
     np.testing.assert_array_equal(features, serial)
     (cache_file,) = tmp_path.glob("hog-o16-p4-*.npz")
-    monkeypatch.setattr(data, "_hog_chunk", lambda *args: pytest.fail("cache not used"))
+    monkeypatch.setattr(data, "hog_of_images", lambda *args: pytest.fail("cache not used"))
     np.testing.assert_array_equal(data.hog_features(images, orientations=16, pixels_per_cell=4), features)
     cache_file.write_bytes(b"damaged")  # a damaged cache is computed again, not trusted
     monkeypatch.undo()
@@ -76,13 +76,13 @@ class BrightnessModel:
 
 def test_xray_labels_line_up_whatever_the_letter_case(tmp_path):
     make_xray_tree(tmp_path)
-    splits = data.load_xrays(tmp_path)
+    splits = xrays.load_xrays(tmp_path)
     images, labels = splits["train"]
     assert images.shape == (24, 128, 128, 1) and images.dtype == np.float32 and 0 <= images.min() < images.max() <= 255
     assert labels[:, 0].tolist() == [0] * 12 + [1] * 12  # the lower-case normal/ folder is still label 0
-    scores = metrics.xray_metrics(BrightnessModel(), *splits["test"])
-    assert scores["accuracy"] == 1.0 and scores["confusion_matrix"] == [[12, 0], [0, 12]]
-    assert data.class_weights([1341, 3875]) == pytest.approx({0: 1.9448, 1: 0.6730}, abs=1e-4)
+    results = scores.xray_metrics(BrightnessModel(), *splits["test"])
+    assert results["accuracy"] == 1.0 and results["confusion_matrix"] == [[12, 0], [0, 12]]
+    assert xrays.class_weights([1341, 3875]) == pytest.approx({0: 1.9448, 1: 0.6730}, abs=1e-4)
 
 
 @pytest.mark.parametrize("damage, message", [
@@ -96,6 +96,6 @@ def test_xray_labels_line_up_whatever_the_letter_case(tmp_path):
 def test_malformed_xray_tree_is_a_clear_error(tmp_path, damage, message):
     root = tmp_path / "xray"
     damage(root)
-    with pytest.raises(data.DataError, match=message) as error:
-        data.xray_split_dirs(root)
+    with pytest.raises(errors.DataError, match=message) as error:
+        xrays.xray_split_dirs(root)
     assert "Chest X-Ray Images (Pneumonia)" in str(error.value)

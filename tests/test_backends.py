@@ -19,16 +19,13 @@ else:  # writing the fixture pair: the repository's modules, as conftest puts th
     ROOT = Path(__file__).resolve().parents[1]
     sys.path.insert(0, str(ROOT))
 
-import backend  # noqa: E402
-import bench  # noqa: E402
-import cli  # noqa: E402
 import data  # noqa: E402
 import evaluate  # noqa: E402
-import history  # noqa: E402
 import models  # noqa: E402
 import persistence  # noqa: E402
 import predict  # noqa: E402
 import train  # noqa: E402
+from labtools import backend, batches, bench, console, errors, grading, history, recipes  # noqa: E402
 
 PAIRS = ROOT / "tests" / "pairs"  # large_original saved on each backend, and its outputs for FIXTURE_IMAGES there
 FIXTURE_IMAGES = 32  # the first test images, pixels /255
@@ -55,7 +52,7 @@ def write_fixture_pair():
 
 
 # the sheets' recipes in the quick set; the ladder's rungs beyond them (each one idea more) in the slow one
-@pytest.mark.parametrize("name", [pytest.param(name, marks=[pytest.mark.slow] if recipe.sheet == models.BEYOND else [])
+@pytest.mark.parametrize("name", [pytest.param(name, marks=[pytest.mark.slow] if recipe.sheet == recipes.BEYOND else [])
                                   for name, recipe in models.MODELS.items() if name != "pneumonia"])
 def test_every_mnist_recipe_trains_one_epoch_on_a_slice(name, tmp_path):
     import keras
@@ -114,7 +111,7 @@ def test_fit_trains_on_every_batch_of_every_epoch_in_order(batches_per_epoch):
         model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
         model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
         (fitted if not fitted else stepped).append(model)
-    log = fitted[0].fit(backend.training_data((x, y), 4, lambda: iter(orders)), steps_per_epoch=batches_per_epoch,
+    log = fitted[0].fit(batches.training_data((x, y), 4, lambda: iter(orders)), steps_per_epoch=batches_per_epoch,
                         epochs=3, shuffle=False, verbose=0)
     for order in orders:
         for start in range(0, images, 4):
@@ -150,7 +147,7 @@ def test_committed_pairs_trained_with_tensorflow_score_the_same_here(run):
     filename = ROOT / "results" / "models" / run
     config = history.read_history(filename)["config"]
     assert history.trained_with(config).startswith("tensorflow")
-    row = evaluate.evaluate_pair(filename, evaluate.TestSets())
+    row = grading.evaluate_pair(filename, grading.TestSets(data.get_data_mnist, data.prepare_inputs), models.MODELS)
     recorded = history.read_history(filename)["test"]["error_rate"]
     assert abs(row["error_rate"] - recorded) <= 0.011  # to the hundredth: one test image is 0.01
 
@@ -159,7 +156,9 @@ def test_the_scripts_name_the_backend_first_and_run_end_to_end(tmp_path, capsys)
     assert train.main(["--model", "mlp1", "--epochs", "1", "--train-limit", "300", "--test-limit", "100",
                        "--out", str(tmp_path), "--quiet"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == f"Keras {models.keras.__version__} on {backend.NAME} {backend.framework_version()}, cpu"
+    import keras
+
+    assert lines[0] == f"Keras {keras.__version__} on {backend.NAME} {backend.framework_version()}, cpu"
     assert lines[-1].startswith("Model error rate : ")
     config = json.loads((tmp_path / "models" / "mlp1.history.json").read_text())["config"]
     assert config["versions"]["backend"] == backend.NAME and config["device"] == "cpu"
@@ -185,13 +184,13 @@ def test_distribute_runs_here_or_is_one_line(tmp_path):
         assert not (tmp_path / "models" / "medium.json").exists()
         return
     # two CPU devices: TensorFlow's logical devices, XLA's host platform split in two
-    code = ("import json, sys, backend\n"
+    code = ("import json, sys\nfrom labtools import backend\n"
             "if backend.NAME == 'tensorflow':\n"
             "    import tensorflow as tf\n"
             "    cpu = tf.config.list_physical_devices('CPU')[0]\n"
             "    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)\n"
             "import train\n"
-            "settings = train.Settings.of('medium', epochs=1, train_limit=2000, test_limit=500, batch_size=100,"
+            "settings = train.settings_for('medium', epochs=1, train_limit=2000, test_limit=500, batch_size=100,"
             " distribute=True)\n"
             "result = train.train_and_evaluate(settings, out=sys.argv[1], verbose=0)\n"
             "print(json.dumps({k: result['config'][k] for k in ('replicas', 'batch_size')} | "
@@ -214,7 +213,7 @@ def test_what_cannot_work_is_one_line(tmp_path):
         assert str(exit_info.value).startswith(f"bench.py: error: KERAS_BACKEND={backend.NAME}: bench.py measures "
                                                "TensorFlow's kernels")
         assert not (tmp_path / "BENCH.md").exists()
-    with pytest.raises(cli.UsageError, match="BatchNormalization, whose statistics slicing would change"):
+    with pytest.raises(errors.UsageError, match="BatchNormalization, whose statistics slicing would change"):
         train_run("batchnorm", tmp_path, epochs=1, train_limit=400, slice_size=100)
     unknown = run_script("train.py", "--help", env={"KERAS_BACKEND": "theano"})
     assert unknown.returncode == 1 and unknown.stderr.strip() == (

@@ -5,6 +5,7 @@ import pytest
 
 import data
 from conftest import ROOT, run_script
+from labtools import batches, errors, files, mnist_file
 
 
 @pytest.fixture(scope="module")
@@ -71,14 +72,14 @@ def copy_of_mnist(tmp_path, **replace):
 
 def test_missing_file_names_it_and_the_fix(tmp_path, monkeypatch):
     monkeypatch.setattr(data, "MNIST_FILE", tmp_path / "datasets" / "mnist.npz")
-    with pytest.raises(data.DataError, match=r"datasets/mnist\.npz: MNIST file not found; restore it with: git "):
+    with pytest.raises(errors.DataError, match=r"datasets/mnist\.npz: MNIST file not found; restore it with: git "):
         data.get_data_mnist()
 
 
 def test_damaged_file_is_a_clear_error(tmp_path):
     path = tmp_path / "mnist.npz"
     path.write_bytes(data.MNIST_FILE.read_bytes()[:100_000])
-    with pytest.raises(data.DataError, match=r"mnist\.npz: cannot read this MNIST file .*git checkout -- "):
+    with pytest.raises(errors.DataError, match=r"mnist\.npz: cannot read this MNIST file .*git checkout -- "):
         data.load_mnist(path)
 
 
@@ -86,17 +87,17 @@ def test_other_data_is_refused(tmp_path):
     with np.load(data.MNIST_FILE) as f:
         x_train = f["x_train"].copy()
     x_train[0, 0, 0] ^= 1  # one bit of one pixel
-    with pytest.raises(data.DataError, match=r"differ from the real MNIST \(SHA-256 mismatch\)"):
+    with pytest.raises(errors.DataError, match=r"differ from the real MNIST \(SHA-256 mismatch\)"):
         data.load_mnist(copy_of_mnist(tmp_path, x_train=x_train))
-    with pytest.raises(data.DataError, match="unexpected MNIST arrays"):
+    with pytest.raises(errors.DataError, match="unexpected MNIST arrays"):
         data.load_mnist(copy_of_mnist(tmp_path, y_test=np.zeros(10, np.uint8)))
 
 
 def test_restore_hint_works_from_any_directory(monkeypatch, tmp_path):
     monkeypatch.chdir(ROOT)
-    assert data._restore(data.MNIST_FILE) == "restore it with: git checkout -- datasets/mnist.npz"
+    assert mnist_file.restore_hint(data.MNIST_FILE) == "restore it with: git checkout -- datasets/mnist.npz"
     monkeypatch.chdir(tmp_path)
-    assert data._restore(data.MNIST_FILE) == f"restore it with: git -C {ROOT} checkout -- datasets/mnist.npz"
+    assert mnist_file.restore_hint(data.MNIST_FILE) == f"restore it with: git -C {ROOT} checkout -- datasets/mnist.npz"
 
 
 def test_the_training_order_is_tensorflows_stateless_shuffle():
@@ -106,7 +107,7 @@ def test_the_training_order_is_tensorflows_stateless_shuffle():
     for images, seed, epoch in [(60_000, 7, 0), (55_000, 8, 11), (5_216, 9, 3), (600, -1, 2**40), (2, 7, 1), (1, 7, 0)]:
         expected = tf.random.experimental.stateless_shuffle(tf.range(images, dtype=tf.int64),
                                                             seed=tf.constant([seed, epoch], tf.int64)).numpy()
-        np.testing.assert_array_equal(data.epoch_order(images, seed, epoch), expected)
-    orders = [data.epoch_order(1000, seed, epoch) for seed, epoch in [(7, 0), (7, 1), (8, 0)]]
+        np.testing.assert_array_equal(batches.epoch_order(images, seed, epoch), expected)
+    orders = [batches.epoch_order(1000, seed, epoch) for seed, epoch in [(7, 0), (7, 1), (8, 0)]]
     assert all(sorted(order) == list(range(1000)) for order in orders)
     assert not np.array_equal(orders[0], orders[1]) and not np.array_equal(orders[0], orders[2])

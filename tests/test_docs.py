@@ -6,16 +6,16 @@ import subprocess
 
 import pytest
 
-import evaluate
 import models
-import report
 from conftest import ROOT
+from labtools import report
 
 DOCUMENTS = [ROOT / "README.md", ROOT / "README.fr.md", *sorted((ROOT / "docs").glob("*.md"))]
-# A script and its flags, as the documents show them: `python train.py --model large`, `.venv/bin/python ...`
-COMMAND = re.compile(r"(?:python3?|\.venv/bin/python|\.venv\\Scripts\\python)(?:\.exe)? +((?:[\w.]+/)*[\w.]+\.py)"
-                     r"([^`\n&|;]*)")
-PLACEHOLDERS = {"NAME", "N", "DIR", "DOSSIER", "PATH", "S1,S2,...", "B1,B2,..."}
+# A script or module and its flags, as the documents show them: `python train.py --model large`, `.venv/bin/python
+# ...`, `python -m labtools.bench --epochs 1`
+COMMAND = re.compile(r"(?:python3?|\.venv/bin/python|\.venv\\Scripts\\python)(?:\.exe)? +"
+                     r"(-m +labtools\.\w+|(?:[\w.]+/)*[\w.]+\.py)([^`\n&|;]*)")
+PLACEHOLDERS = {"NAME", "NOM", "N", "DIR", "DOSSIER", "PATH", "S1,S2,...", "B1,B2,..."}
 
 
 def bash_blocks(path):
@@ -39,13 +39,13 @@ def test_ci_runs_the_readme_test_command():
 
 
 def parsers():
-    import bench
-    import gpu_check
+    import evaluate
     import predict
     import train
+    from labtools import bench, gpu_check
 
     return {"train.py": train.make_parser(), "evaluate.py": evaluate.make_parser(), "predict.py": predict.make_parser(),
-            "bench.py": bench.make_parser(), "gpu_check.py": gpu_check.make_parser()}
+            "-m labtools.bench": bench.make_parser(), "-m labtools.gpu_check": gpu_check.make_parser()}
 
 
 @pytest.mark.parametrize("document", DOCUMENTS, ids=lambda path: path.relative_to(ROOT).as_posix())
@@ -54,7 +54,9 @@ def test_every_command_flag_and_link_exists(document):
     commands = COMMAND.findall(text)
     assert commands or document.name in ("data.md", "models.md"), "no command found: is the pattern still right?"
     for script, arguments in commands:
-        assert (ROOT / script).is_file(), f"{document.name}: no {script}"
+        script = " ".join(script.split())  # "-m  labtools.bench" as "-m labtools.bench"
+        module = script.removeprefix("-m ").replace(".", "/") + ".py" if script.startswith("-m ") else script
+        assert (ROOT / module).is_file(), f"{document.name}: no {module}"
         words = arguments.split()
         for index, word in enumerate(words):
             flag = word.split("=")[0].rstrip(",.)")

@@ -2,10 +2,8 @@
 
 import pytest
 
-import backend
 import evaluate
-import metrics
-import report
+from labtools import backend, errors, history, ladder, report, saved_models, scores
 
 
 def test_evaluate_prints_the_sheet_lines_and_tables_and_writes_the_report(tiny_run, capsys):
@@ -38,7 +36,7 @@ def test_print_model_error_rate_uses_the_sheet_format(tiny_run, capsys):
     model = tiny_run[1]["model"]
     images = np.zeros((4, 1, 28, 28), np.float32)
     labels = np.eye(10, dtype=np.float32)[[0, 1, 2, 3]]
-    loss, accuracy = metrics.print_model_error_rate(model, images, labels)
+    loss, accuracy = evaluate.print_model_error_rate(model, images, labels)
     lines = capsys.readouterr().out.splitlines()
     assert lines == [f"Model score : {accuracy * 100:.2f}%", f"Model error rate : {100 - accuracy * 100:.2f}%"]
 
@@ -130,20 +128,21 @@ def test_ladder_table_and_figure(tmp_path):
     import models
 
     rows = [{"model": name, "run": f"{name}_seed{seed}" if seed != 7 else name, "parameters": 1000 + rung,
-             "epochs": 10, "config": {"train_seconds": 60.0 * (rung + 1)}, "error_rate": 1.5 - 0.1 * rung + 0.01 * seed}
-            for rung, name in enumerate(models.LADDER) for seed in (7, 8, 9)]
+             "recipe": models.MODELS[name], "order": list(models.MODELS).index(name), "epochs": 10,
+             "config": {"train_seconds": 60.0 * (rung + 1)}, "error_rate": 1.5 - 0.1 * rung + 0.01 * seed}
+            for rung, name in enumerate(ladder.LADDER) for seed in (7, 8, 9)]
     assert report.ladder_table(rows[:-3]) is None  # not every rung trained yet
     lines = report.ladder_table(rows).splitlines()
-    assert lines[0].startswith("| rung | adds |") and len(lines) == 2 + len(models.LADDER)
+    assert lines[0].startswith("| rung | adds |") and len(lines) == 2 + len(ladder.LADDER)
     assert lines[2].startswith("| small | the sheet's small CNN, pixels /255 | 1,000 | 10 | 1.58 ± 0.01% | 3 | - |")
-    assert lines[3].startswith(f"| {models.LADDER[1]} | {models.MODELS[models.LADDER[1]].description} | 1,001 | 10 | "
+    assert lines[3].startswith(f"| {ladder.LADDER[1]} | {models.MODELS[ladder.LADDER[1]].description} | 1,001 | 10 | "
                                "1.48 ± 0.01% | 3 | +0.10 points | 2.0 min |")
-    last = [row for row in rows if row["model"] == models.LADDER[-1]]
+    last = [row for row in rows if row["model"] == ladder.LADDER[-1]]
     for offset, row in enumerate(last):  # whatever the ladder's length: 0.77, 0.78, 0.79%, 9.0 min a run
         row.update(error_rate=0.77 + 0.01 * offset, config={"train_seconds": 540.0})
-    goal = models.LADDER_GOAL_ERROR  # whatever the goal: the verdict and the margins around it
+    goal = ladder.LADDER_GOAL_ERROR  # whatever the goal: the verdict and the margins around it
     assert report.ladder_goal(last) == (
-        f"Goal: `{models.LADDER[-1]}` at most {goal:.2f}% error ({100 - goal:.2f}% accuracy) as the mean of its "
+        f"Goal: `{ladder.LADDER[-1]}` at most {goal:.2f}% error ({100 - goal:.2f}% accuracy) as the mean of its "
         f"seeds, each run trained in under 10 minutes: missed, {0.78 - goal:.3f} points of error above it. Its 3 "
         "runs: 0.780% (99.220% accuracy), the longest 9.0 min.")
     fast_and_good = [{**row, "error_rate": goal - 0.01 + 0.01 * (row["run"] != last[0]["run"])} for row in last]
@@ -164,7 +163,7 @@ def test_ladder_table_and_figure(tmp_path):
     assert report.ladder_goal(last) in report.ladder_section(rows, report.ladder_table(rows))  # under the table
     report.ladder_figure(rows, tmp_path / "ladder.png")
     assert (tmp_path / "ladder.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    untimed_rung = [{**row, "config": {}} if row["model"] == models.LADDER[1] else row for row in rows]
+    untimed_rung = [{**row, "config": {}} if row["model"] == ladder.LADDER[1] else row for row in rows]
     assert report.ladder_table(untimed_rung).splitlines()[3].endswith("| +0.10 points | - |")  # not "0.0 min"
     report.ladder_figure(untimed_rung, tmp_path / "untimed.png")  # that rung's time bar is left out
     assert (tmp_path / "untimed.png").stat().st_size > 0
@@ -173,9 +172,10 @@ def test_ladder_table_and_figure(tmp_path):
 def test_a_pair_whose_weights_file_alone_changed_is_evaluated_again(tiny_run, tmp_path, monkeypatch, capsys):
     """The evaluation cache's key covers the weights file: new weights under the same JSON and history (a student
     who trained again and copied only the .h5) are evaluated again, not read from what an earlier run kept."""
+    import json
     import shutil
 
-    import h5py
+    import persistence
 
     for path in (tiny_run[0] / "models").glob("small.*"):
         shutil.copy(path, tmp_path / path.name)
@@ -187,11 +187,13 @@ def test_a_pair_whose_weights_file_alone_changed_is_evaluated_again(tiny_run, tm
 
     before = score()
     assert score() == before  # unchanged: the kept numbers
-    with h5py.File(tmp_path / "small.weights.h5", "a") as f:  # the output layer's kernel negated, in place
-        kernels = []
-        f.visititems(lambda name, item: kernels.append(item) if isinstance(item, h5py.Dataset) and item.ndim == 2
-                     else None)
-        kernels[-1][...] = -kernels[-1][()]
+    model_json = (tmp_path / "small.json").read_text()  # weights of the same JSON, saved anew and copied alone
+    retrained = saved_models.model_from_config(json.loads(model_json))
+    retrained.set_weights(persistence.load_keras_model(tmp_path / "small").get_weights())
+    retrained.layers[-1].kernel.assign(-retrained.layers[-1].kernel)
+    retrained.save_weights(tmp_path / "other.weights.h5")
+    saved_models.sign(tmp_path / "other.weights.h5", model_json, retrained)
+    shutil.copy(tmp_path / "other.weights.h5", tmp_path / "small.weights.h5")
     after = score()
     assert after != before and after == score("--redraw")
 
@@ -203,7 +205,7 @@ def test_an_unchanged_pair_is_not_evaluated_or_drawn_again(tiny_run, tmp_path, m
     import shutil
 
     import persistence
-    import plots
+    from labtools import plots
 
     out = tmp_path / "results"
     shutil.copytree(tiny_run[0] / "models", out / "models")
@@ -216,7 +218,7 @@ def test_an_unchanged_pair_is_not_evaluated_or_drawn_again(tiny_run, tmp_path, m
     def fail(*args, **kwargs):
         raise AssertionError("evaluated or drawn again")
 
-    monkeypatch.setattr(persistence, "load_saved", fail)
+    monkeypatch.setattr(saved_models, "load", fail)
     monkeypatch.setattr(plots, "plot_confusion_matrix", fail)
     assert evaluate.main([str(out), "--test-limit", "200"]) == 0
     assert capsys.readouterr().out == first and (out / "RESULTS.md").read_text() == results_md
@@ -224,8 +226,8 @@ def test_an_unchanged_pair_is_not_evaluated_or_drawn_again(tiny_run, tmp_path, m
     monkeypatch.undo()
     monkeypatch.setenv("MNIST_LABS_CACHE", str(tmp_path / "cache"))
     evaluated = []
-    original = persistence.load_saved
-    monkeypatch.setattr(persistence, "load_saved", lambda *a, **k: evaluated.append(a) or original(*a, **k))
+    original = saved_models.load
+    monkeypatch.setattr(saved_models, "load", lambda *a, **k: evaluated.append(a) or original(*a, **k))
     figure.unlink()  # a missing figure: drawn again
     assert evaluate.main([str(out), "--test-limit", "200"]) == 0 and figure.is_file() and len(evaluated) == 1
     assert evaluate.main([str(out), "--test-limit", "100"]) == 0 and len(evaluated) == 2  # other options
@@ -236,7 +238,7 @@ def test_an_unchanged_pair_is_not_evaluated_or_drawn_again(tiny_run, tmp_path, m
 
 
 def test_the_history_figure_names_its_validation_data(tmp_path):
-    import plots
+    from labtools import plots
 
     epochs = [{"epoch": 1, "loss": 1.0, "accuracy": 0.5, "val_loss": 0.9, "val_accuracy": 0.6}]
     assert plots.plot_history(epochs, tmp_path / "a.png", "small", "test").endswith("the test images, as the sheets do")

@@ -10,22 +10,22 @@ import keras
 import numpy as np
 import pytest
 
-import cli
 import data
 import persistence
 import train
 from conftest import ROOT, RUN, interrupt_after_epoch, last_line, train_run
+from labtools import console, errors, files
 
 def test_resume_with_other_settings_or_without_checkpoint_is_refused(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         train_run("medium", tmp_path, callbacks=[interrupt_after_epoch(1)], **RUN)
-    with pytest.raises(cli.UsageError, match=r"^--resume: \S+ was made with other settings \(batch_size\)"):
+    with pytest.raises(errors.UsageError, match=r"^--resume: \S+ was made with other settings \(batch_size\)"):
         train_run("medium", tmp_path, resume=True, batch_size=50, **RUN)
     checkpoint = tmp_path / "checkpoints" / "medium.npz"
     checkpoint.write_bytes(checkpoint.read_bytes()[:1000])
-    with pytest.raises(cli.UsageError, match=r"medium\.npz is damaged"):
+    with pytest.raises(errors.UsageError, match=r"medium\.npz is damaged"):
         train_run("medium", tmp_path, resume=True, **RUN)
-    with pytest.raises(cli.UsageError, match="no checkpoint"):
+    with pytest.raises(errors.UsageError, match="no checkpoint"):
         train_run("small", tmp_path, resume=True, **RUN)
 
 
@@ -39,7 +39,7 @@ class PoisonWeights(keras.callbacks.Callback):
 
 
 def test_nan_loss_stops_keeps_the_last_good_epoch_and_saves_nothing(tmp_path):
-    with pytest.raises(cli.UsageError, match=r"NaN or infinite in epoch 2; the last good epoch \(1\) is kept .* "
+    with pytest.raises(errors.UsageError, match=r"NaN or infinite in epoch 2; the last good epoch \(1\) is kept .* "
                                                r"Normalise the inputs"):
         train_run("small", tmp_path, callbacks=[PoisonWeights()], **RUN)
     assert not (tmp_path / "models" / "small.json").exists()
@@ -83,7 +83,7 @@ def test_full_disk_is_one_line_and_keeps_the_previous_pair(tmp_path, monkeypatch
     def full(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(data.os, "fsync", full)
+    monkeypatch.setattr(files.os, "fsync", full)
     with pytest.raises(SystemExit) as exit_info:
         train.main(["--model", "small", "--epochs", "1", "--train-limit", "300", "--test-limit", "100",
                     "--out", str(tmp_path), "--quiet"])

@@ -13,6 +13,7 @@ import pytest
 import evaluate
 import persistence
 from conftest import predict_nchw
+from labtools import errors, grading, saved_models
 
 RNG = np.random.default_rng(42)
 WEIGHTS = {
@@ -112,7 +113,7 @@ def test_evaluate_prints_the_sheet_lines_for_a_keras_2_pair(tmp_path, capsys):
     assert evaluate.main([str(tmp_path / "old"), "--test-limit", "200"]) == 0
     output = capsys.readouterr().out
     assert "Model score : " in output and "Model error rate : " in output
-    assert [p.name for p in evaluate.find_pairs([tmp_path])] == ["old"]
+    assert [p.name for p in grading.find_pairs([tmp_path])] == ["old"]
 
 
 def test_legacy_weights_that_do_not_fit_are_a_pair_error(tmp_path):
@@ -120,7 +121,7 @@ def test_legacy_weights_that_do_not_fit_are_a_pair_error(tmp_path):
     config["config"][-1]["config"]["units"] = 5
     (tmp_path / "old.json").write_text(json.dumps(config))
     write_legacy_h5(tmp_path / "old.h5")
-    with pytest.raises(persistence.PairError, match=r"old\.h5: weights do not fit old\.json .*dense_1"):
+    with pytest.raises(errors.PairError, match=r"old\.h5: weights do not fit old\.json .*dense_1"):
         persistence.load_keras_model(tmp_path / "old")
 
 
@@ -139,6 +140,6 @@ def test_lambda_layers_are_refused(tmp_path):
     persistence.save_keras_model(models.build_model("small"), tmp_path / "ok")
     (tmp_path / "ok.weights.h5").replace(tmp_path / "m.weights.h5")
     with h5py.File(tmp_path / "m.weights.h5", "a") as f:  # as if the JSON were edited by hand
-        del f.attrs[persistence.PAIR_HASH_ATTRIBUTE]
-    with pytest.raises(persistence.PairError, match="m.json: Keras cannot build this model .*Lambda"):
+        del f.attrs[saved_models.PAIR_HASH_ATTRIBUTE]
+    with pytest.raises(errors.PairError, match="m.json: Keras cannot build this model .*Lambda"):
         persistence.load_keras_model(tmp_path / "m")

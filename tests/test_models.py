@@ -6,6 +6,7 @@ import pytest
 
 import models
 from conftest import numpy_forward
+from labtools import layout
 
 # Every recipe's weights: the INSAT sheet's and tutorial's counts, the ARN report's model.summary() and course
 # notebooks.
@@ -28,7 +29,7 @@ def test_parameter_counts(name):
     model = models.build_model(name)
     assert model.count_params() == PARAMETERS[name]
     frozen = sum(int(np.prod(w.shape)) for w in model.non_trainable_weights)  # BatchNormalization's statistics
-    assert models.count_parameters(model)[1] == PARAMETERS[name] - frozen
+    assert layout.count_parameters(model)[1] == PARAMETERS[name] - frozen
 
 
 def test_insat_recipes_follow_the_sheet():
@@ -50,6 +51,15 @@ def test_sheet_functions_return_compiled_channels_first_models():
         assert model.loss == "categorical_crossentropy"
 
 
+@pytest.mark.parametrize("name", list(PARAMETERS))
+def test_each_builder_compiles_as_its_recipe_says(name):
+    """A recipe's optimizer and loss, with which a loaded pair is compiled, are those its builder compiles with."""
+    recipe = models.MODELS[name]
+    model = models.build_model(name)
+    assert model.name == name and model.compiled and model.loss == recipe.loss
+    assert type(model.optimizer).__name__.lower() == recipe.optimizer
+
+
 def test_large_original_has_the_second_pooling():
     kinds = [type(layer).__name__ for layer in models.build_model("large_original").layers]
     assert kinds.count("MaxPooling2D") == 2
@@ -66,13 +76,14 @@ def test_unknown_model_is_a_value_error():
 def test_relayout_keeps_the_function(name):
     """One set of weights computes, in channels_last, what the channels_first model means (by hand in NumPy)."""
     first = models.build_model(name)
-    last = models.relayout(first, "channels_last")
-    assert models.model_data_format(last) == "channels_last" and last.input_shape == (None, 28, 28, 1)
-    assert models.compute_model(first).input_shape == last.input_shape and models.compute_model(last) is last
+    last = layout.relayout(first, "channels_last")
+    assert layout.model_data_format(last) == "channels_last" and last.input_shape == (None, 28, 28, 1)
+    assert layout.channels_last_copy(first).input_shape == last.input_shape
+    assert layout.channels_last_copy(last) is last
     images = np.random.default_rng(0).random((8, 1, 28, 28), dtype=np.float32)
     expected = numpy_forward(first, images)
     np.testing.assert_allclose(last.predict(images.transpose(0, 2, 3, 1), verbose=0), expected, rtol=1e-4, atol=1e-6)
-    back = models.relayout(last, "channels_first")
+    back = layout.relayout(last, "channels_first")
     assert back.to_json() == first.to_json()
     for a, b in zip(back.get_weights(), first.get_weights()):
         np.testing.assert_array_equal(a, b)

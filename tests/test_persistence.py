@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 import models
-import data
 import persistence
 from conftest import predict_nchw
+from labtools import errors, files
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +36,7 @@ def test_a_failed_save_keeps_the_previous_pair(tmp_path, images, monkeypatch):
     def crash(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(data.os, "fsync", crash)  # fails after both temporaries are written
+    monkeypatch.setattr(files.os, "fsync", crash)  # fails after both temporaries are written
     with pytest.raises(OSError):
         persistence.save_keras_model(new, tmp_path / "m")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.json", "m.weights.h5"]  # no temporaries left
@@ -46,10 +46,10 @@ def test_a_failed_save_keeps_the_previous_pair(tmp_path, images, monkeypatch):
 def test_missing_file_is_a_pair_error(tmp_path):
     persistence.save_keras_model(models.build_model("small"), tmp_path / "m")
     (tmp_path / "m.weights.h5").unlink()
-    with pytest.raises(persistence.PairError, match=r"m\.json: no weights beside it \(m\.weights\.h5, or m\.h5"):
+    with pytest.raises(errors.PairError, match=r"m\.json: no weights beside it \(m\.weights\.h5, or m\.h5"):
         persistence.load_keras_model(tmp_path / "m")
     (tmp_path / "m.json").unlink()
-    with pytest.raises(persistence.PairError, match=r"m\.json: file not found; train the model first"):
+    with pytest.raises(errors.PairError, match=r"m\.json: file not found; train the model first"):
         persistence.load_keras_model(tmp_path / "m")
 
 
@@ -57,7 +57,7 @@ def test_truncated_json_is_a_pair_error(tmp_path):
     persistence.save_keras_model(models.build_model("small"), tmp_path / "m")
     text = (tmp_path / "m.json").read_text()
     (tmp_path / "m.json").write_text(text[: len(text) // 2])
-    with pytest.raises(persistence.PairError, match=r"m\.json: not a readable model JSON"):
+    with pytest.raises(errors.PairError, match=r"m\.json: not a readable model JSON"):
         persistence.load_keras_model(tmp_path / "m")
 
 
@@ -65,14 +65,14 @@ def test_weights_of_another_model_are_a_pair_error(tmp_path):
     persistence.save_keras_model(models.build_model("small"), tmp_path / "a")
     persistence.save_keras_model(models.build_model("medium"), tmp_path / "b")
     (tmp_path / "b.weights.h5").replace(tmp_path / "a.weights.h5")
-    with pytest.raises(persistence.PairError, match="saved with another a.json"):
+    with pytest.raises(errors.PairError, match="saved with another a.json"):
         persistence.load_keras_model(tmp_path / "a")
 
 
 def test_non_hdf5_weights_are_a_pair_error(tmp_path):
     persistence.save_keras_model(models.build_model("small"), tmp_path / "m")
     (tmp_path / "m.weights.h5").write_bytes(b"\x00garbage" * 100)
-    with pytest.raises(persistence.PairError, match="not a readable HDF5 weights file"):
+    with pytest.raises(errors.PairError, match="not a readable HDF5 weights file"):
         persistence.load_keras_model(tmp_path / "m")
 
 

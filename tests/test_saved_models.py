@@ -17,10 +17,10 @@ from PIL import Image
 
 import data
 import evaluate
-import metrics
 import models
 import persistence
 import predict
+from labtools import errors, grading, layout, pixel_scale, saved_models, scores
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 MANIFEST = dict(json.loads(line) for line in (FIXTURES / "fixtures.jsonl").read_text().splitlines() if line)
@@ -36,10 +36,10 @@ def test_images():
 @pytest.mark.parametrize("name", LOADABLE)
 def test_each_saved_model_predicts_what_its_own_keras_predicted(name, test_images):
     entry = MANIFEST[name]
-    saved = persistence.load_saved(FIXTURES / entry["files"][0])
+    saved = saved_models.load(FIXTURES / entry["files"][0])
     assert saved.writer.startswith(entry["writer"].split(" (")[0])  # "Keras 2.0.8", from the file's own attributes
-    model = models.compute_model(saved.model)
-    input_kind, data_format = models.input_layout(model)
+    model = layout.channels_last_copy(saved.model)
+    input_kind, data_format = grading.input_layout(model)
     X = test_images[0][:64] / (255 if entry["pixels"] == "0..1" else 1)
     outputs = model.predict(data.prepare_inputs(X, input_kind, data_format), verbose=0)
     expected = np.load(FIXTURES / f"{name}.expected.npy")
@@ -57,16 +57,16 @@ def test_theano_kernels_are_flipped_as_keras_2_did():
 
 
 def test_keras_1_is_refused_in_one_line():
-    with pytest.raises(persistence.PairError, match=r"keras122_theano_mlp\.json: written by Keras 1\.2\.2, whose "
+    with pytest.raises(errors.PairError, match=r"keras122_theano_mlp\.json: written by Keras 1\.2\.2, whose "
                                                     "format neither Keras 2 nor Keras 3 reads"):
         persistence.load_keras_model(FIXTURES / "keras122_theano_mlp")
 
 
 @pytest.mark.parametrize("name", LOADABLE)
 def test_auto_finds_the_pixel_scale_each_model_was_trained_on(name):
-    saved = persistence.load_saved(FIXTURES / MANIFEST[name]["files"][0])
-    model = models.compute_model(saved.model)
-    normalize, note = evaluate.choose_pixel_scale(name, model, evaluate.TestSets(), *models.input_layout(model), {})
+    saved = saved_models.load(FIXTURES / MANIFEST[name]["files"][0])
+    model = layout.channels_last_copy(saved.model)
+    normalize, note = grading.choose_pixel_scale(name, model, grading.TestSets(data.get_data_mnist, data.prepare_inputs), *grading.input_layout(model), {})
     assert normalize == (MANIFEST[name]["pixels"] == "0..1"), note
     assert note.startswith(f"pixels {MANIFEST[name]['pixels']}, chosen on 1000 test images: ")
     assert "compare" not in note, note  # clear-cut on every fixture
@@ -74,24 +74,24 @@ def test_auto_finds_the_pixel_scale_each_model_was_trained_on(name):
 
 @pytest.mark.parametrize("name", ["tf_keras_accurate_mlp", "tf_keras_accurate_cnn"])
 def test_the_lower_loss_would_grade_an_accurate_model_on_the_wrong_scale(name, test_images):
-    """Why the rule is not the lower loss (before 2026-12-04): on the first 500 test images these models, trained
+    """Why the rule is not the lower loss: on the first 500 test images these models, trained
     on pixels /255, are right on every image on both scales, and their loss is lower on 0..255 (saturated)."""
-    saved = persistence.load_saved(FIXTURES / MANIFEST[name]["files"][0])
-    model, (X, y) = models.compute_model(saved.model), test_images
+    saved = saved_models.load(FIXTURES / MANIFEST[name]["files"][0])
+    model, (X, y) = layout.channels_last_copy(saved.model), test_images
     losses, accuracies = [], []
     for scale in (255, 1):
-        inputs = data.prepare_inputs(X[:500] / scale, *models.input_layout(model))
-        loss, accuracy = metrics.loss_and_accuracy(model.predict(inputs, verbose=0), y[:500])
+        inputs = data.prepare_inputs(X[:500] / scale, *grading.input_layout(model))
+        loss, accuracy = scores.loss_and_accuracy(model.predict(inputs, verbose=0), y[:500])
         losses.append(loss)
         accuracies.append(accuracy)
     assert accuracies == [1.0, 1.0] and losses[1] < losses[0]
-    assert "so by how sure it is" in evaluate.choose_pixel_scale(name, model, evaluate.TestSets(),
-                                                                 *models.input_layout(model), {})[1]
+    assert "so by how sure it is" in grading.choose_pixel_scale(name, model, grading.TestSets(data.get_data_mnist, data.prepare_inputs),
+                                                                 *grading.input_layout(model), {})[1]
 
 
 def test_a_models_margins_follow_its_outputs():
     probabilities = np.array([[0.5, 0.25, 0.25], [1.0, 0.0, 0.0], [0.1, 0.2, 0.7]], dtype=np.float32)
-    np.testing.assert_allclose(metrics.output_margins(probabilities), [np.log(2), np.inf, np.log(3.5)], rtol=1e-6)
+    np.testing.assert_allclose(scores.output_margins(probabilities), [np.log(2), np.inf, np.log(3.5)], rtol=1e-6)
 
 
 def broken_files(folder):
@@ -236,5 +236,5 @@ def test_a_model_whose_outputs_ignore_the_pixels_gets_the_sheets_scale_and_a_war
     for bias in (np.zeros(10), np.eye(10)[3] * 200):  # uniform, and one answer saturated whatever the pixels
         model = keras.Sequential([keras.Input((784,)), keras.layers.Dense(10, activation="softmax")])
         model.layers[-1].set_weights([np.zeros((784, 10)), bias.astype(np.float32)])
-        normalize, note = evaluate.choose_pixel_scale("flat", model, evaluate.TestSets(), "flat", None, {})
+        normalize, note = grading.choose_pixel_scale("flat", model, grading.TestSets(data.get_data_mnist, data.prepare_inputs), "flat", None, {})
         assert normalize and note.startswith("pixels 0..1, the sheets' scale: ") and "compare" in note, note

@@ -3,8 +3,8 @@
 The sheet builds its CNNs in channels_first and feeds them (N, 1, 28, 28). TensorFlow's CPU convolutions take
 NHWC only, except where its oneDNN rewrite is on (by default Linux x86 with AVX-512 VNNI or newer, as on CI's
 usual machines), so these calls run in a fresh process with TF_ENABLE_ONEDNN_OPTS=0: what an AVX2-only CPU, a Mac
-or Windows runs. Without backend._tensorflow_channels_first_convolutions they fail there with "The Conv2D op
-currently only supports the NHWC tensor format on the CPU" (issue 38). JAX and PyTorch ignore the variable.
+or Windows runs. Without keras_patches.channels_first_convolutions (models.py calls it) they fail there with "The
+Conv2D op currently only supports the NHWC tensor format on the CPU". JAX and PyTorch ignore the variable.
 """
 
 import json
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-import backend
+from labtools import backend
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -24,6 +24,7 @@ SHEET_CALLS = r"""
 import json, sys
 import numpy as np
 import data, models, persistence
+from labtools import layout
 
 folder = sys.argv[1]
 (X_train, y_train), (X_test, y_test), num_classes = data.get_data_mnist(normalize=True)
@@ -38,7 +39,7 @@ for builder in ("small_model", "medium_model", "large_model"):
                     json.load(open(f"{folder}/{builder}.json"))["config"]["layers"]} - {None}
     loaded = persistence.load_keras_model(f"{folder}/{builder}")
     after = loaded.predict(X_test, verbose=0)
-    copy = models.relayout(model, "channels_last")  # the same weights in channels_last (as train.py computes)
+    copy = layout.relayout(model, "channels_last")  # the same weights in channels_last (as train.py computes)
     channels_last = copy.predict(X_test.transpose(0, 2, 3, 1), verbose=0)
     print(json.dumps({"step": builder, "input": list(model.input_shape), "saved_format": sorted(saved_format),
                       "val_loss": fitted.history["val_loss"][-1], "test_loss": scores[0],

@@ -10,12 +10,10 @@ import keras
 import numpy as np
 import pytest
 
-import backend
-import bench
-import cli
 import models
 import train
 from conftest import last_line, train_run
+from labtools import backend, bench, console, errors, recipes, runs
 
 
 def test_training_flops_of_the_small_cnn_from_its_layer_shapes():
@@ -63,31 +61,31 @@ def test_train_py_slices_only_when_asked(tmp_path):
     assert history["config"]["slice_size"] is None  # the sheet's whole batches by default
     for a, b in zip(sliced["model"].get_weights(), whole["model"].get_weights()):  # two steps of the same batches
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-4)
-    with pytest.raises(cli.UsageError, match=r"--slice-size 30: slices must split every batch evenly"):
+    with pytest.raises(errors.UsageError, match=r"--slice-size 30: slices must split every batch evenly"):
         train_run("small", tmp_path, slice_size=30)
-    with pytest.raises(cli.UsageError, match=r"--slice-size 20: .*a multiple of it \(450 images now\)"):
+    with pytest.raises(errors.UsageError, match=r"--slice-size 20: .*a multiple of it \(450 images now\)"):
         train_run("small", tmp_path, slice_size=20, train_limit=450)
 
 
 def test_steps_per_execution_never_crosses_an_epoch():
-    assert train.steps_per_execution(300) == 50  # the INSAT recipes: 60,000 / 200
-    assert train.steps_per_execution(469) == 7  # 60,000 / 128 rounded up = 7 x 67
-    assert train.steps_per_execution(11) == 11
-    assert train.steps_per_execution(53) == 1
+    assert runs.steps_per_execution(300) == 50  # the INSAT recipes: 60,000 / 200
+    assert runs.steps_per_execution(469) == 7  # 60,000 / 128 rounded up = 7 x 67
+    assert runs.steps_per_execution(11) == 11
+    assert runs.steps_per_execution(53) == 1
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(not backend.steps_per_call_allowed(), reason="Keras runs one batch per call on PyTorch")
 def test_several_batches_per_call_change_no_number(tmp_path):
-    runs = []
-    for most in (1, train.STEPS_PER_CALL):
+    trained = []
+    for most in (1, runs.STEPS_PER_CALL):
         result = train_run("medium", tmp_path / str(most), epochs=2, train_limit=2200, test_limit=300,
                            steps_per_call=most)  # 11 batches an epoch
         assert result["config"]["steps_per_call"] == min(most, 11)  # 11 calls of 1 batch, or 1 of 11
-        runs.append(result)
+        trained.append(result)
     for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
-        assert [row[key] for row in runs[0]["history"]] == [row[key] for row in runs[1]["history"]]
-    for a, b in zip(runs[0]["model"].get_weights(), runs[1]["model"].get_weights()):
+        assert [row[key] for row in trained[0]["history"]] == [row[key] for row in trained[1]["history"]]
+    for a, b in zip(trained[0]["model"].get_weights(), trained[1]["model"].get_weights()):
         np.testing.assert_array_equal(a, b)
 
 
@@ -129,8 +127,14 @@ def test_bench_writes_its_report_and_the_profile_adds_up(tmp_path):
         assert next(float(row[1]) for row in rows if "measured step" in row[0]) > 0
 
 
+def test_bench_knows_the_sheets_models_as_the_registry_lists_them():
+    assert bench.SHEET_MODELS == [name for name, recipe in models.MODELS.items()
+                                  if recipe.sheet != recipes.BEYOND and recipe.input_kind != "xray"]
+    assert set(bench.MNIST_MODELS) == {name for name, recipe in models.MODELS.items() if recipe.input_kind != "xray"}
+
+
 def test_bench_names_an_interpreter_inside_the_repository_by_its_relative_path(tmp_path):
-    root = Path(bench.__file__).resolve().parent
+    root = Path(bench.__file__).resolve().parents[1]
     assert bench.shown_python(str(root / ".venv-jax" / "bin" / "python")) == ".venv-jax/bin/python"
     assert bench.shown_python(str(tmp_path / "python")) == str(tmp_path / "python")  # elsewhere: as given
 

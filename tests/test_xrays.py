@@ -11,15 +11,15 @@ import pytest
 from PIL import Image
 
 import data
-import metrics
 from conftest import ROOT, make_xray_tree
+from labtools import errors, scores, xrays
 
 XRAYS = ROOT / "tests" / "xrays" / "chest_xray"  # 8 + 8 train, 2 + 2 val, 4 + 4 test real radiographs
 
 
 def test_real_radiographs_load_in_name_order_normal_first_each_with_its_folders_label():
-    files, skipped = data.xray_files(XRAYS)
-    splits = data.load_xrays(XRAYS)
+    files, skipped = xrays.xray_files(XRAYS)
+    splits = xrays.load_xrays(XRAYS)
     assert skipped == [] and set(splits) == {"train", "val", "test"}
     for split, count in (("train", 8), ("val", 2), ("test", 4)):
         images, labels = splits[split]
@@ -36,7 +36,7 @@ def test_real_radiographs_load_in_name_order_normal_first_each_with_its_folders_
             assert loaded_label == label == ("PNEUMONIA" in str(path.parent))
     with Image.open(files["train"][0][0]) as train_image, Image.open(files["val"][0][0]) as val_image:
         assert (train_image.mode, train_image.size, val_image.mode, val_image.size) == ("RGB", (128, 128), "L", (96, 96))
-    only_test = data.load_xrays(XRAYS, splits=("test",))
+    only_test = xrays.load_xrays(XRAYS, splits=("test",))
     assert list(only_test) == ["test"] and np.array_equal(only_test["test"][0], splits["test"][0])
 
 
@@ -56,7 +56,7 @@ def test_grayscale_rgb_and_16_bit_images_of_any_size_give_the_same_pixels(tmp_pa
     for mode, suffix in (("L", ".jpg"), ("L", ".png"), ("RGB", ".png"), ("I;16", ".png")):
         path = tmp_path / f"{mode.replace(';', '')}{suffix}"
         write_pattern(path, pixels, mode)
-        loaded[path.name] = data.read_xrays([path], image_size=128)[0]
+        loaded[path.name] = xrays.read_xrays([path], image_size=128)[0]
     with Image.open(tmp_path / "I16.png") as sixteen:
         assert sixteen.mode.startswith("I")  # the file really is 16-bit
     reference = loaded.pop("L.png")
@@ -75,16 +75,16 @@ def test_hidden_and_other_files_are_skipped_with_one_line_that_counts_them(tmp_p
     (tree / "test" / "PNEUMONIA" / "notes.txt").write_text("read me")
     (tree / "test" / "PNEUMONIA" / "Thumbs.db").write_bytes(bytes(10))
     (tree / "val" / "NORMAL" / "more").mkdir()
-    clean = data.load_xrays(XRAYS)
+    clean = xrays.load_xrays(XRAYS)
     capsys.readouterr()
-    loaded = data.load_xrays(tree)
+    loaded = xrays.load_xrays(tree)
     (line,) = capsys.readouterr().out.splitlines()
     assert f"--data-dir {tree}: skipped 5 entries that are not images" in line
     assert "train/NORMAL/.DS_Store, train/NORMAL/._IM-0115-0001.jpeg, val/NORMAL/more, ..." in line
     for split in clean:
         for array, expected in zip(loaded[split], clean[split]):
             np.testing.assert_array_equal(array, expected)
-    assert data.count_xrays(tree) == (16, 8)
+    assert xrays.count_xrays(tree) == (16, 8)
 
 
 def corrupt_files(folder):
@@ -100,8 +100,8 @@ def test_a_damaged_image_is_one_line_naming_it_and_nothing_is_loaded(tmp_path, n
     shutil.copytree(XRAYS, tree)
     damaged = tree / "test" / "NORMAL" / name
     damaged.write_bytes(corrupt_files(None)[name])
-    with pytest.raises(data.DataError) as error:
-        data.load_xrays(tree)
+    with pytest.raises(errors.DataError) as error:
+        xrays.load_xrays(tree)
     message = str(error.value)
     assert message.startswith(f"--data-dir {damaged}: not an image Pillow can read") and "\n" not in message
     assert message.endswith("replace it with a good copy or remove it from the tree")
@@ -130,15 +130,15 @@ def test_an_image_too_large_for_pillow_is_one_line_naming_it_not_a_warning(tmp_p
     Image.fromarray(np.zeros((side, side), np.uint8)).save(large)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        with pytest.raises(data.DataError) as error:
-            data.load_xrays(tree)
+        with pytest.raises(errors.DataError) as error:
+            xrays.load_xrays(tree)
     message = str(error.value)
     assert message.startswith(f"--data-dir {large}: too large to read safely (Image size ({side * side} pixels) "
                               "exceeds limit of ") and "\n" not in message
     assert "downsize it" in message
     assert not [w for w in caught if issubclass(w.category, Image.DecompressionBombWarning)]
     monkeypatch.undo()
-    assert data.load_xrays(tree)["test"][0].shape == (25, 128, 128, 1)  # at Pillow's own limit it is an X-ray
+    assert xrays.load_xrays(tree)["test"][0].shape == (25, 128, 128, 1)  # at Pillow's own limit it is an X-ray
 
 
 # ---------------------------------------------------------------------------- the scores a student reports
@@ -151,24 +151,24 @@ def test_scores_follow_their_definitions_and_keras_threshold():
     labels = (rng.random(300) < 0.6).astype(np.float32)
     probabilities = np.round(np.clip(labels * 0.3 + rng.random(300) * 0.7, 0, 1), 2)  # ties, and exact 0.5s
     probabilities[:5] = 0.5
-    scores = metrics.xray_scores(probabilities, labels)
-    (tn, fp), (fn, tp) = scores["confusion_matrix"]
+    results = scores.xray_scores(probabilities, labels)
+    (tn, fp), (fn, tp) = results["confusion_matrix"]
     predicted = probabilities > 0.5
     assert (tp, fp, fn, tn) == tuple(int(np.sum((labels == a) & (predicted == b)))
                                      for a, b in ((1, 1), (0, 1), (1, 0), (0, 0)))
     keras_accuracy = float(keras.ops.mean(keras.metrics.binary_accuracy(labels[:, None], probabilities[:, None])))
-    assert scores["accuracy"] == pytest.approx(keras_accuracy, abs=1e-7) == pytest.approx((tp + tn) / 300)
-    assert scores["precision"] == pytest.approx(tp / (tp + fp)) and scores["recall"] == pytest.approx(tp / (tp + fn))
-    assert scores["f1"] == pytest.approx(2 * tp / (2 * tp + fp + fn))
+    assert results["accuracy"] == pytest.approx(keras_accuracy, abs=1e-7) == pytest.approx((tp + tn) / 300)
+    assert results["precision"] == pytest.approx(tp / (tp + fp)) and results["recall"] == pytest.approx(tp / (tp + fn))
+    assert results["f1"] == pytest.approx(2 * tp / (2 * tp + fp + fn))
     positives, negatives = probabilities[labels == 1][:, None], probabilities[labels == 0][None, :]
     pairwise = np.mean((positives > negatives) + 0.5 * (positives == negatives))
-    assert scores["roc_auc"] == pytest.approx(pairwise, abs=1e-12)
-    fpr, tpr, thresholds = metrics.roc_curve(probabilities, labels)
+    assert results["roc_auc"] == pytest.approx(pairwise, abs=1e-12)
+    fpr, tpr, thresholds = scores.roc_curve(probabilities, labels)
     assert (fpr[0], tpr[0], fpr[-1], tpr[-1]) == (0, 0, 1, 1) and np.all(np.diff(fpr) >= 0)
     assert np.trapezoid(tpr, fpr) == pytest.approx(pairwise, abs=1e-12)
     at_half = np.flatnonzero(thresholds > 0.5)[-1]  # the curve's point at the 0.5 threshold
     assert (fpr[at_half], tpr[at_half]) == pytest.approx((fp / (fp + tn), tp / (tp + fn)))
-    assert metrics.roc_auc([0.2, 0.9], [1, 1]) is None
+    assert scores.roc_auc([0.2, 0.9], [1, 1]) is None
 
 
 @pytest.fixture(scope="module")
@@ -195,23 +195,23 @@ def test_train_prints_the_xray_scores_after_the_sheets_two_lines(xray_run):
     lines = printed.splitlines()
     first = next(i for i, line in enumerate(lines) if line.startswith("Model score : "))
     saved = json.loads((out / "models" / "pneumonia.history.json").read_text())
-    test, scores = saved["test"], dict(saved["test"]["metrics"])
+    test, results = saved["test"], dict(saved["test"]["metrics"])
     assert saved["config"]["validation"] == "val"  # the tree's val/ folder, as the ARN notebook
     assert [sorted(row) for row in saved["epochs"]] == [["accuracy", "epoch", "loss", "seconds", "val_accuracy",
                                                          "val_loss"]]  # it trained
-    (tn, fp), (fn, tp) = scores["confusion_matrix"]
+    (tn, fp), (fn, tp) = results["confusion_matrix"]
     assert lines[first:] == [
         f"Model score : {test['accuracy'] * 100:.2f}%", f"Model error rate : {test['error_rate']:.2f}%",
-        f"Precision : {scores['precision']:.4f}  Recall : {scores['recall']:.4f}  F1 : {scores['f1']:.4f}  "
-        f"ROC AUC : {scores['roc_auc']:.4f}  (8 test images, PNEUMONIA positive, threshold 0.5)",
+        f"Precision : {results['precision']:.4f}  Recall : {results['recall']:.4f}  F1 : {results['f1']:.4f}  "
+        f"ROC AUC : {results['roc_auc']:.4f}  (8 test images, PNEUMONIA positive, threshold 0.5)",
         "Confusion matrix (rows true, columns predicted):", "             NORMAL  PNEUMONIA",
         f"  NORMAL    {tn:8d} {fp:10d}", f"  PNEUMONIA {fn:8d} {tp:10d}"]
-    assert tn + fp == fn + tp == 4 and scores["accuracy"] == pytest.approx(test["accuracy"], abs=1e-6)
-    assert scores.pop("test_images_stored_as") == "128 x 128 RGB JPEG"
+    assert tn + fp == fn + tp == 4 and results["accuracy"] == pytest.approx(test["accuracy"], abs=1e-6)
+    assert results.pop("test_images_stored_as") == "128 x 128 RGB JPEG"
     model = persistence.load_keras_model(out / "models" / "pneumonia")
-    x_test, y_test = data.load_xrays(tree, splits=("test",))["test"]
-    again = metrics.xray_metrics(model, x_test, y_test)
-    assert again.pop("confusion_matrix") == scores.pop("confusion_matrix") and again == pytest.approx(scores)
+    x_test, y_test = xrays.load_xrays(tree, splits=("test",))["test"]
+    again = scores.xray_metrics(model, x_test, y_test)
+    assert again.pop("confusion_matrix") == results.pop("confusion_matrix") and again == pytest.approx(results)
 
 
 def test_a_tree_without_val_validates_on_the_test_images(tmp_path):
@@ -219,8 +219,8 @@ def test_a_tree_without_val_validates_on_the_test_images(tmp_path):
 
     tree = tmp_path / "chest_xray"
     shutil.copytree(XRAYS, tree, ignore=shutil.ignore_patterns("val"))
-    assert train.Settings.of("pneumonia", data_dir=tree).validation == "test"
-    assert train.Settings.of("pneumonia", data_dir=XRAYS).validation == "val"
+    assert train.settings_for("pneumonia", data_dir=tree).validation == "test"
+    assert train.settings_for("pneumonia", data_dir=XRAYS).validation == "val"
 
 
 def test_evaluate_writes_the_xray_table_and_figures_with_the_data_sets_credit(xray_run, tmp_path, capsys):
@@ -297,6 +297,6 @@ def test_class_weights_balance_an_unbalanced_tree_in_what_reaches_fit(tmp_path, 
 
     monkeypatch.setattr(keras.Model, "fit", fit)
     with pytest.raises(FitReached):
-        train.train_and_evaluate(train.Settings.of("pneumonia", data_dir=tree, epochs=1, batch_size=4),
+        train.train_and_evaluate(train.settings_for("pneumonia", data_dir=tree, epochs=1, batch_size=4),
                                  out=tmp_path / "out", verbose=0)
     assert sorted(seen) == [(0.0, 2.5)] * 3 + [(1.0, 0.625)] * 12

@@ -13,7 +13,7 @@ import platform
 import subprocess
 from pathlib import Path
 
-import data
+from labtools import files
 
 DEFAULT_OUT = "results"
 DEFAULT_SEED = 7  # the sheet's seed
@@ -25,7 +25,7 @@ def run_name(name, seed=DEFAULT_SEED):
 
 def write_history(filename, config, epochs_log, test):
     """<filename>.history.json (config, per-epoch metrics, test result) and .history.csv (per epoch), atomically."""
-    with data.replacing(f"{filename}.history.json", f"{filename}.history.csv") as (json_path, csv_path):
+    with files.atomic_write(f"{filename}.history.json", f"{filename}.history.csv") as (json_path, csv_path):
         json_path.write_text(json.dumps({"config": config, "epochs": epochs_log, "test": test}, indent=2) + "\n")
         with open(csv_path, "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=list(epochs_log[0]))
@@ -45,7 +45,7 @@ def read_history(filename):
 def commit_description():
     """The code's commit ("1faaab3", plus " (with uncommitted changes)" when files outside results/, which the
     scripts rewrite, differ from it), or "unknown" outside a git checkout."""
-    root = Path(__file__).resolve().parent
+    root = Path(__file__).resolve().parents[1]
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
                                 check=True).stdout.strip()

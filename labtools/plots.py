@@ -1,13 +1,17 @@
 """Figures for a lab report: training history, confusion matrix, misclassified digits or radiographs, ROC curve.
 
-Headless (matplotlib's Agg backend): PNG files, no window.
+PNG files, drawn on matplotlib Figure objects without pyplot: no window, and no change to the matplotlib backend of
+the process that imports this (a notebook keeps its own).
 """
 
-import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+
+def subplots(*grid, figsize, **options):
+    """(figure, axes) as pyplot.subplots makes them, on a Figure of its own."""
+    figure = Figure(figsize=figsize)
+    return figure, figure.subplots(*grid, **options)
 
 
 # What a run validated on (its history's config["validation"]): the legend's words, and the title's
@@ -26,7 +30,7 @@ def plot_history(epochs_log, path, title, validation="test", credit=None):
     legend and the title. credit: a line under the figure (the data set's). Returns the title."""
     epochs = [row["epoch"] for row in epochs_log]
     has_validation = "val_loss" in epochs_log[0]
-    figure, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    figure, axes = subplots(1, 2, figsize=(10, 3.8))
     for axis, metric in zip(axes, ("loss", "accuracy")):
         axis.plot(epochs, [row[metric] for row in epochs_log], "o-", label=f"training {metric}")
         if has_validation:
@@ -41,7 +45,6 @@ def plot_history(epochs_log, path, title, validation="test", credit=None):
     figure.tight_layout(rect=(0, 0.03, 1, 1) if credit else None)
     _credit(figure, credit)
     figure.savefig(path, dpi=110)
-    plt.close(figure)
     return title
 
 
@@ -55,7 +58,7 @@ def confusion_matrix(labels, predictions, num_classes):
 def plot_confusion_matrix(matrix, path, title, class_names=None, credit=None):
     num_classes = len(matrix)
     class_names = class_names or [str(i) for i in range(num_classes)]
-    figure, axis = plt.subplots(figsize=(max(1.2 + 0.55 * num_classes, 4.2), max(1.0 + 0.5 * num_classes, 3.6)))
+    figure, axis = subplots(figsize=(max(1.2 + 0.55 * num_classes, 4.2), max(1.0 + 0.5 * num_classes, 3.6)))
     axis.imshow(np.log1p(matrix), cmap="Blues")
     for true in range(num_classes):
         for predicted in range(num_classes):
@@ -70,14 +73,13 @@ def plot_confusion_matrix(matrix, path, title, class_names=None, credit=None):
     figure.tight_layout(rect=(0, 0.1, 1, 1) if credit else None)
     _credit(figure, credit)
     figure.savefig(path, dpi=110)
-    plt.close(figure)
 
 
 def image_grid(count, columns, cell, title_height):
     """A figure of `count` image cells, `columns` a row (at least one row), each cell (width, height) inches, axes
     off; title_height inches above them for the title."""
     rows = max(1, int(np.ceil(count / columns)))
-    figure, axes = plt.subplots(rows, columns, figsize=(columns * cell[0], rows * cell[1] + title_height),
+    figure, axes = subplots(rows, columns, figsize=(columns * cell[0], rows * cell[1] + title_height),
                                 squeeze=False)
     for axis in axes.ravel():
         axis.axis("off")
@@ -94,7 +96,6 @@ def plot_misclassified(images, labels, predictions, path, title, count=36):
     figure.suptitle(f"{title}: {int(np.sum(labels != predictions))} errors, first {len(wrong)} (true -> predicted)")
     figure.tight_layout()
     figure.savefig(path, dpi=110)
-    plt.close(figure)
 
 
 def plot_ladder(names, error_rates, minutes, path, goal=None, limit_minutes=None):
@@ -103,7 +104,7 @@ def plot_ladder(names, error_rates, minutes, path, goal=None, limit_minutes=None
     goal: an error rate (%) drawn as a dashed line, the target of the last rung's mean; limit_minutes: the
     time a run must stay under, drawn the same way.
     """
-    figure, (left, right) = plt.subplots(1, 2, figsize=(12, 4), gridspec_kw={"width_ratios": [3, 2]})
+    figure, (left, right) = subplots(1, 2, figsize=(12, 4), gridspec_kw={"width_ratios": [3, 2]})
     positions = np.arange(len(names))
     means = [np.mean(rates) for rates in error_rates]
     spreads = [np.std(rates, ddof=1) if len(rates) > 1 else 0 for rates in error_rates]
@@ -127,7 +128,6 @@ def plot_ladder(names, error_rates, minutes, path, goal=None, limit_minutes=None
     left.legend()
     figure.tight_layout()
     figure.savefig(path, dpi=110)
-    plt.close(figure)
 
 
 def _credit(figure, credit):
@@ -139,7 +139,7 @@ def _credit(figure, credit):
 def plot_roc(fpr, tpr, auc, operating_point, path, title, threshold=0.5, credit=None):
     """The ROC curve (PNEUMONIA positive) with the point the threshold gives marked: operating_point is its
     (false positive rate, true positive rate), from the confusion matrix at that threshold."""
-    figure, axis = plt.subplots(figsize=(5.2, 5.2))
+    figure, axis = subplots(figsize=(5.2, 5.2))
     axis.plot(fpr, tpr, "-", color="#08519c", label=f"ROC curve, AUC {auc:.3f}")
     axis.plot([0, 1], [0, 1], ":", color="gray", label="chance")
     axis.plot(*operating_point, "o", color="crimson", markersize=8,
@@ -155,7 +155,6 @@ def plot_roc(fpr, tpr, auc, operating_point, path, title, threshold=0.5, credit=
     figure.tight_layout(rect=(0, 0.03, 1, 1))
     _credit(figure, credit)
     figure.savefig(path, dpi=110)
-    plt.close(figure)
 
 
 def misclassified_xrays(labels, probabilities, threshold=0.5, count=24):
@@ -192,4 +191,3 @@ def plot_misclassified_xrays(images, labels, probabilities, names, path, title, 
     figure.tight_layout(rect=(0, 0.03, 1, 1))
     _credit(figure, credit)
     figure.savefig(path, dpi=110)
-    plt.close(figure)

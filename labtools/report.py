@@ -1,8 +1,8 @@
 """The report of evaluated models: RESULTS.md, its tables (results, seeds, the ladder, weights per layer, chest
 X-rays), the ladder's figure, the CSV of the printed table, and the README blocks copied from RESULTS.md.
 
-evaluate.py evaluates the models and hands this module one row per run (evaluate.result_row); nothing here runs
-a model.
+evaluate.py evaluates the models (grading.py) and hands this module one row per run (grading.result_row, which
+carries the run's recipe and its place in the registry); nothing here runs a model.
 """
 
 import collections
@@ -10,14 +10,11 @@ import csv
 import statistics
 from pathlib import Path
 
-import backend
-import data
-import history
-import models
-import plots
-from cli import UsageError, markdown_table
+from labtools import backend, files, history, ladder, plots
+from labtools.errors import UsageError
+from labtools.recipes import BEYOND
 
-ROOT = Path(__file__).resolve().parent
+ROOT = Path(__file__).resolve().parents[1]
 
 # What `--readme` copies from RESULTS.md into the documents: {document: {marker: how the block starts in RESULTS.md}}
 GENERATED = {"README.md": {"results": "| model | sheet | error rate |"},
@@ -142,7 +139,7 @@ def write_csv(rows, path):
     """The printed table as CSV, for a spreadsheet, with each model's file and notes (pixel scale, outputs);
     written atomically."""
     header, table = results_cells(rows)
-    with data.replacing(Path(path)) as (temporary,):
+    with files.atomic_write(Path(path)) as (temporary,):
         with open(temporary, "w", newline="", encoding="utf-8") as f:
             writer = csv.writer(f)
             writer.writerow(["file", *header, "notes"])
@@ -152,14 +149,15 @@ def write_csv(rows, path):
 
 
 def group_by_model(rows):
-    """{model name: [rows of its runs]}, the default-seed run first, in registry order."""
-    order = {name: index for index, name in enumerate(models.MODELS)}
+    """{model name: [rows of its runs]}, the default-seed run first, in registry order (row["order"]), then the
+    models from elsewhere."""
     groups = {}
     for row in rows:
         groups.setdefault(row["model"], []).append(row)
     for runs in groups.values():
         runs.sort(key=lambda row: (row["run"] != row["model"], row["run"]))
-    return dict(sorted(groups.items(), key=lambda item: order.get(item[0], len(order))))
+    order = {name: runs[0].get("order") for name, runs in groups.items()}
+    return dict(sorted(groups.items(), key=lambda item: (order[item[0]] is None, order[item[0]] or 0)))
 
 
 def seed_spread(runs):
@@ -203,18 +201,18 @@ def ladder_table(rows):
     """The ladder beyond the sheets: per rung, what it adds, the mean ± sd of its seeds' error rates, the gain
     over the rung before it and its training time per run; None until every rung has been trained."""
     groups = group_by_model(rows)
-    if not all(name in groups for name in models.LADDER):
+    if not all(name in groups for name in ladder.LADDER):
         return None
     header = ["rung", "adds", "parameters", "epochs", "error rate, mean ± sd", "seeds", "gain over the rung before",
               "train time per run"]
     table, previous = [], None
-    for name in models.LADDER:
-        runs, recipe = groups[name], models.MODELS[name]
+    for name in ladder.LADDER:
+        runs, recipe = groups[name], groups[name][0]["recipe"]
         rates = [row["error_rate"] for row in runs]
         mean = statistics.mean(rates)
         spread = f"{mean:.2f} ± {statistics.stdev(rates):.2f}%" if len(rates) > 1 else f"{mean:.2f}%"
         seconds = recorded_seconds(runs)
-        adds = "the sheet's small CNN, pixels /255" if recipe.sheet != models.BEYOND else recipe.description
+        adds = "the sheet's small CNN, pixels /255" if recipe.sheet != BEYOND else recipe.description
         table.append([name, adds, f"{runs[0]['parameters']:,}", runs[0]["epochs"] or "?", spread, len(rates),
                       "-" if previous is None else f"{previous - mean:+.2f} points",
                       f"{statistics.mean(seconds) / 60:.1f} min" if seconds else "-"])
@@ -236,10 +234,10 @@ def train_time(row):
 def ladder_figure(rows, path):
     """results/plots/ladder.png: each rung's error rate (its seeds and their mean) and its training time."""
     groups = group_by_model(rows)
-    rates = [[row["error_rate"] for row in groups[name]] for name in models.LADDER]
-    minutes = [statistics.mean(recorded_seconds(groups[name]) or [float("nan")]) / 60 for name in models.LADDER]
-    plots.plot_ladder(models.LADDER, rates, minutes, path, goal=models.LADDER_GOAL_ERROR,
-                      limit_minutes=models.LADDER_TIME_LIMIT)
+    rates = [[row["error_rate"] for row in groups[name]] for name in ladder.LADDER]
+    minutes = [statistics.mean(recorded_seconds(groups[name]) or [float("nan")]) / 60 for name in ladder.LADDER]
+    plots.plot_ladder(ladder.LADDER, rates, minutes, path, goal=ladder.LADDER_GOAL_ERROR,
+                      limit_minutes=ladder.LADDER_TIME_LIMIT)
 
 
 def parameters_table(rows):
@@ -252,8 +250,8 @@ def parameters_table(rows):
     return markdown_table(["model", "layers with weights", "weights per layer", "total"], table)
 
 
-def write_report(rows, path, ladder=None):
-    """RESULTS.md: the results table, notes on references, the part 3 table, machine and versions; ladder: the
+def write_report(rows, path, rungs=None):
+    """RESULTS.md: the results table, notes on references, the part 3 table, machine and versions; rungs: the
     ladder's table (ladder_table), if every rung has been trained."""
     versions = backend.versions()
     notes = [f"- **{name}**: {runs[0]['recipe'].note}" for name, runs in group_by_model(rows).items()
@@ -277,7 +275,7 @@ def write_report(rows, path, ladder=None):
            "its scores: Chest X-rays below.", ""] if xray_rows(rows) else []),
         "All the columns:", "",
         report_table(rows), "",
-        *(ladder_section(rows, ladder) if ladder else []),
+        *(ladder_section(rows, rungs) if rungs else []),
         *(xray_section(xray_rows(rows)) if xray_rows(rows) else []),
         "## References", "", *sources, "",
         *(["## Notes", "", *notes, ""] if notes else []),
@@ -295,11 +293,12 @@ def write_report(rows, path, ladder=None):
     Path(path).write_text(text)
 
 
-def ladder_section(rows, ladder):
-    """RESULTS.md's lines on the ladder beyond the sheets: how it was chosen, its table, where it was trained."""
+def ladder_section(rows, rungs):
+    """RESULTS.md's lines on the ladder beyond the sheets: how it was chosen, its table (rungs), where it was
+    trained."""
     groups = group_by_model(rows)
     rungs_by_machines = {}  # "machine; machine" -> the rungs whose seeds were trained there, in ladder order
-    for name in models.LADDER:
+    for name in ladder.LADDER:
         machines = "; ".join(sorted({row["config"].get("machine", "unknown") for row in groups[name]}))
         rungs_by_machines.setdefault(machines, []).append(name)
     where = "; ".join(f"{', '.join(names)}: {machines}" for machines, names in rungs_by_machines.items())
@@ -310,16 +309,16 @@ def ladder_section(rows, ladder):
         "schedule, resampling, the third convolution, epochs) was made on those, and the test set was used once per "
         "run, after training (results/logs/ladder_choices.txt). *Gain*: how many points of error rate the rung's "
         "mean takes off the mean of the rung before it. Figure: plots/ladder.png.", "",
-        ladder, "",
-        ladder_goal(groups[models.LADDER[-1]]), "",
+        rungs, "",
+        ladder_goal(groups[ladder.LADDER[-1]]), "",
         f"Trained on (train times are comparable within one machine only): {where}.", "",
     ]
 
 
 def ladder_goal(runs):
-    """One sentence: whether the last rung's runs meet the ladder's goal (models.LADDER_GOAL_ERROR as their mean
-    error rate, each run trained in under models.LADDER_TIME_LIMIT minutes), and by how much they miss it."""
-    goal, limit = models.LADDER_GOAL_ERROR, models.LADDER_TIME_LIMIT
+    """One sentence: whether the last rung's runs meet the ladder's goal (ladder.LADDER_GOAL_ERROR as their mean
+    error rate, each run trained in under ladder.LADDER_TIME_LIMIT minutes), and by how much they miss it."""
+    goal, limit = ladder.LADDER_GOAL_ERROR, ladder.LADDER_TIME_LIMIT
     # Three decimals: fine enough for one test image in one of three runs, coarse enough to drop the float noise of
     # the accuracies; the table's two decimals would call a mean of 0.403% "at most 0.40%".
     mean = round(statistics.mean(row["error_rate"] for row in runs), 3)
@@ -365,3 +364,20 @@ def update_readme(report_path, root=ROOT):
             _, tail = rest.split(end, 1)
             text = f"{head}{start}\n{generated}\n{end}{tail}"
         path.write_text(text)
+
+
+def markdown_table(header, rows):
+    """A Markdown table: the header's cells, then one line per row."""
+    lines = [header, ["---"] * len(header), *rows]
+    return "\n".join("| " + " | ".join(map(str, cells)) + " |" for cells in lines)
+
+
+def write_all(rows, report_dir, readme=False):
+    """What evaluate.py writes for a results directory: RESULTS.md, the ladder's figure once every rung has been
+    evaluated, and with readme the blocks the documents copy from RESULTS.md."""
+    rungs = ladder_table(rows)
+    write_report(rows, Path(report_dir) / "RESULTS.md", rungs)
+    if rungs:
+        ladder_figure(rows, Path(report_dir) / "plots" / "ladder.png")
+    if readme:
+        update_readme(Path(report_dir) / "RESULTS.md")

@@ -1,27 +1,8 @@
-"""The sheet's score lines, and the scores the scripts print: MNIST error rate; chest X-ray precision, recall, F1,
-ROC AUC and confusion matrix.
-
-`print_model_error_rate` is the INSAT sheet's function (part 4.c): it evaluates a compiled model on the test
-set and prints "Model score" and "Model error rate".
-"""
+"""A model's scores from its outputs: the sheet's two lines, MNIST's loss and accuracy computed from predictions
+(evaluate.py draws its figures from the same predictions), how sure a model is (output margins), and the chest
+X-rays' precision, recall, F1, ROC AUC and confusion matrix."""
 
 import numpy as np
-
-import models
-
-
-def print_model_error_rate(model, X_test, y_test):
-    """The sheet's function; also returns (test loss, test accuracy).
-
-    A channels_first model with (N, 1, 28, 28) images computes through its channels_last twin (same weights,
-    same function, see models.relayout): TensorFlow cannot run channels_first convolutions on most CPUs.
-    """
-    if models.model_data_format(model) == "channels_first" and np.ndim(X_test) == 4:
-        model, X_test = models.compute_model(model), np.asarray(X_test).transpose(0, 2, 3, 1)
-    # Final evaluation of the model
-    scores = model.evaluate(X_test, y_test, verbose=0)
-    print_score(scores[1])
-    return float(scores[0]), float(scores[1])
 
 
 def print_score(accuracy):
@@ -53,6 +34,7 @@ def loss_and_accuracy(probabilities, y_true):
     clipped = np.clip(probabilities / probabilities.sum(axis=1, keepdims=True), 1e-7, 1 - 1e-7)
     loss = float(-np.mean(np.sum(y_true * np.log(clipped), axis=1)))
     return loss, float(np.mean(y_true.argmax(axis=1) == probabilities.argmax(axis=1)))
+
 
 
 def xray_probabilities(model, images, batch_size=64):

@@ -1,18 +1,24 @@
 """Speed of training against this machine's own peak, and where one training step of the small CNN spends it.
 
-    python bench.py                     # results/BENCH.md (about 20 minutes on 2 AVX2 cores)
-    python bench.py --compare TF_ENABLE_ONEDNN_OPTS=1   # and a setting's effect on the small CNN's epoch (+10 min)
-    python bench.py --backends tensorflow,jax,torch     # and every sheet model's epoch on each backend (+30 min)
-    python bench.py --backends tensorflow,jax=.venv-jax/bin/python,torch=.venv-torch/bin/python   # one venv each
-    python bench.py --models small --epochs 1 --train-limit 2000 --out /tmp/bench.md
+    python -m labtools.bench            # results/BENCH.md (about 20 minutes on 2 AVX2 cores)
+    python -m labtools.bench --compare TF_ENABLE_ONEDNN_OPTS=1   # and a setting's effect on the small CNN (+10 min)
+    python -m labtools.bench --backends tensorflow,jax,torch     # and every sheet model's epoch on each backend
+    python -m labtools.bench --backends tensorflow,jax=.venv-jax/bin/python,torch=.venv-torch/bin/python
+    python -m labtools.bench --models small --epochs 1 --train-limit 2000 --out /tmp/bench.md
 
-The peak is TensorFlow's own 4096x4096 matmul, float32 and bfloat16, measured in the same process as the rows,
-with the kernels TensorFlow uses here (oneDNN or Eigen). Each row trains through train.py's own path
-(train_and_evaluate, the sheet's recipe, validation included) and divides its training GFLOP/s (FLOPs from the
-layer shapes) by the peak of its own precision. The profile splits one training step (batch 200) into
-TensorFlow's ops as its profiler recorded them, each with its FLOPs and its fraction of the peak.
-Options tried and dropped in earlier runs (XLA, slices, thread counts) are in results/logs/, not here.
+The peak is TensorFlow's own 4096x4096 matmul, float32 and bfloat16, measured in this process, with the kernels
+TensorFlow uses here (oneDNN or Eigen). Each row is a run of `python train.py` (the sheet's recipe, validation
+included) in a fresh process, right after; it divides the run's training GFLOP/s (FLOPs from the layer shapes of the
+pair it saves) by the peak of its own precision. The profile splits one training step (batch 200) of the small CNN
+(its committed pair's architecture, compiled as the sheet compiles it) into TensorFlow's ops as its profiler
+recorded them, each with its FLOPs and its fraction of the peak. Options tried and dropped in earlier runs (XLA,
+slices, thread counts) are in results/logs/, not here.
 """
+
+if __name__ == "__main__":  # run as a script: TensorFlow loaded first, its start-up lines filtered out
+    from labtools import console
+
+    console.start("labtools.bench")
 
 import collections
 import functools
@@ -26,25 +32,23 @@ import tempfile
 import time
 from pathlib import Path
 
+import keras
 import numpy as np
 
-import cli  # first of the project's modules: it chooses the Keras backend and loads it with native lines filtered
-from cli import markdown_table
-import backend
-import data
-import history
-import models
-import train  # bench.py times train.py's own path: train_and_evaluate
-
-import keras  # noqa: E402  (after cli)
+from labtools import backend, batches, console, history, ladder, layout, mnist_file, runs, saved_models
+from labtools.errors import UsageError
+from labtools.report import markdown_table
 
 if backend.NAME == "tensorflow":  # the peak and the profile are TensorFlow's; --backends times the others
     import tensorflow as tf
     from tensorflow.tsl.profiler.protobuf import xplane_pb2
 
+ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_MODELS = ["small", "medium", "large", "arn_cnn", "mlp1"]
-SHEET_MODELS = [name for name, recipe in models.MODELS.items() if recipe.sheet != models.BEYOND
-                and recipe.input_kind != "xray"]
+# the MNIST models of the two sheets, as models.MODELS lists them (a test checks)
+SHEET_MODELS = ["small_unnormalized", "small", "medium", "large", "large_original", "mlp1", "mlp2", "mlp3",
+                "hog_mlp1", "hog_mlp2", "arn_cnn"]
+MNIST_MODELS = SHEET_MODELS + ladder.LADDER[1:]  # what train.py trains without a data set of your own
 DTYPES = ("fp32", "bf16")
 TARGET = 0.60  # of the peak of the row's own precision, for the small CNN
 
@@ -93,18 +97,33 @@ def training_flops_per_image(model):
     return sum(2 * layer_macs(layer) * (2 if index == 0 else 3) for index, layer in enumerate(weighted))
 
 
+def saved_architecture(pair, precision="fp32", names=()):
+    """The model of a saved pair's JSON (no weights), in channels_last, its layers in the precision's dtype policy,
+    its Conv2D and Dense layers renamed after `names` in order."""
+    config = json.loads(saved_models.pair_paths(pair)[0].read_text())
+    renamed = iter(names)
+    for layer in config["config"]["layers"]:
+        layer["config"].pop("dtype", None)  # the global policy below, as a model built under it
+        if layer["class_name"] in ("Conv2D", "Dense"):
+            layer["config"]["name"] = next(renamed, layer["config"]["name"])
+    keras.mixed_precision.set_global_policy(runs.PRECISIONS[precision])
+    try:
+        return layout.channels_last_copy(saved_models.model_from_config(config))
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
 def bench_row(name, precision, epochs, train_limit, peaks, workdir):
-    """One row: train through train.py's own path; the fastest epoch against the peak of its precision."""
-    settings = train.Settings.of(name, epochs=epochs, precision=precision, train_limit=train_limit)
-    result = train.train_and_evaluate(settings, out=workdir, verbose=0)
-    epoch_seconds = min(row["seconds"] for row in result["history"])  # all of them are in the history
-    images = result["config"]["train_images"]
-    flops = training_flops_per_image(models.build_model(name, data_format="channels_last"))
+    """One row: a run of train.py; its fastest epoch against the peak of its precision."""
+    run = train_py(name, epochs, train_limit, workdir, os.environ, precision=precision)
+    seconds = [row["seconds"] for row in run["epochs"]]
+    epoch_seconds = min(seconds)  # all of them are in the history
+    images = run["config"]["train_images"]
+    flops = training_flops_per_image(saved_architecture(Path(workdir) / "models" / name))
     gflops = flops * images / epoch_seconds / 1e9
-    return {"model": name, "precision": precision, "epoch_seconds": epoch_seconds,
-            "all_epochs": [row["seconds"] for row in result["history"]], "images_per_second": images / epoch_seconds,
-            "mflop_per_image": flops / 1e6, "gflops": gflops, "peak_fraction": gflops / peaks[precision],
-            "error_rate": result["error_rate"]}
+    return {"model": name, "precision": precision, "epoch_seconds": epoch_seconds, "all_epochs": seconds,
+            "images_per_second": images / epoch_seconds, "mflop_per_image": flops / 1e6, "gflops": gflops,
+            "peak_fraction": gflops / peaks[precision], "error_rate": run["test"]["error_rate"]}
 
 
 # ----------------------------------------------------------------------------
@@ -129,19 +148,14 @@ PART_OF_OP = [  # (pattern on "op name:op type", what it is); the first that mat
 BETWEEN_OPS = "between ops: Python, Keras's step, TensorFlow's executor"
 
 
+SMALL_PAIR = ROOT / "results" / "models" / "small"  # the small CNN's architecture, as the sheet writes it
+
+
 def profiled_model(precision):
     """The small CNN (channels_last) with its layers named conv1, conv2, dense, compiled as the sheet compiles it."""
-    keras.mixed_precision.set_global_policy(train.PRECISIONS[precision])
-    try:
-        config = models.build_model("small", data_format="channels_last").get_config()
-        names = iter(PROFILED_LAYERS)
-        for layer in config["layers"]:
-            if layer["class_name"] in ("Conv2D", "Dense"):
-                layer["config"]["name"] = next(names)
-        model = keras.Sequential.from_config(config)
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
-    return models.compile_recipe(model, models.MODELS["small"])
+    model = saved_architecture(SMALL_PAIR, precision, PROFILED_LAYERS)
+    model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
+    return model
 
 
 def step_profile(precision, steps=20, batch_size=200):
@@ -151,20 +165,22 @@ def step_profile(precision, steps=20, batch_size=200):
     so the parts add up to the profiled time; time with no op running is BETWEEN_OPS.
     """
     keras.utils.set_random_seed(7)
-    (X_train, y_train), _, _ = data.get_data_mnist(True)
-    x = data.prepare_inputs(X_train[: steps * batch_size], "image", "channels_last")
+    (images, labels), _ = mnist_file.load(ROOT / "datasets" / "mnist.npz")
+    x = images[: steps * batch_size, :, :, None].astype("float32") / 255  # get_data_mnist's, in channels_last
+    y = np.eye(10, dtype="float32")[labels[: len(x)]]
     model = profiled_model(precision)
     model.steps_per_execution = 1  # one step per call, as the profile's unit
     # each fit reads the batches from the start
-    batches = backend.training_data((x, y_train[: len(x)]), batch_size,
-                                    lambda: (data.epoch_order(len(x), 7, epoch) for epoch in range(2)))
+    training_batches = batches.training_data((x, y), batch_size,
+                                             lambda: (batches.epoch_order(len(x), 7, epoch) for epoch in range(2)))
 
     ends = []  # the time at the end of each step of the last fit
     step_clock = keras.callbacks.LambdaCallback(on_train_begin=lambda logs: ends.clear(),
                                                 on_train_batch_end=lambda batch, logs: ends.append(time.perf_counter()))
 
     def fit(count):
-        model.fit(batches, steps_per_epoch=count, epochs=1, verbose=0, shuffle=False, callbacks=[step_clock])
+        model.fit(training_batches, steps_per_epoch=count, epochs=1, verbose=0, shuffle=False,
+                  callbacks=[step_clock])
 
     fit(steps)  # warm-up: tracing
     fit(2 * steps)
@@ -230,19 +246,29 @@ def environment_with(setting, enabled=True):
 
 def peaks_with(setting):
     """{precision: GFLOP/s} of the matmul peak in a fresh process with the setting: the kernels it selects."""
-    code = "import json, bench; print(json.dumps({p: bench.matmul_peak(p) for p in bench.DTYPES}))"
-    result = subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parent,
+    code = "import json; from labtools import bench; print(json.dumps({p: bench.matmul_peak(p) for p in bench.DTYPES}))"
+    result = subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT,
                             env=environment_with(setting), capture_output=True, text=True)
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def train_py_epochs(name, epochs, train_limit, out, environment, python=None):
-    """[seconds per epoch] of recipe `name` trained by train.py in a fresh process of `python` (this one by
-    default) with `environment`, its pair and history written under out."""
+def train_py(name, epochs, train_limit, out, environment, python=None, precision="fp32"):
+    """The history (config, epochs, test) of recipe `name` trained by train.py in a fresh process of `python` (this
+    one by default) with `environment`, its pair and history written under out; a failed run is a UsageError
+    with train.py's own one-line error."""
     command = [python or sys.executable, "train.py", "--model", name, "--epochs", str(epochs), "--quiet",
-               "--out", out] + (["--train-limit", str(train_limit)] if train_limit else [])
-    subprocess.run(command, check=True, cwd=Path(__file__).parent, env=environment, capture_output=True)
-    return [row["seconds"] for row in history.read_history(Path(out) / "models" / name)["epochs"]]
+               "--precision", precision, "--out", str(out)]
+    command += ["--train-limit", str(train_limit)] if train_limit else []
+    result = subprocess.run(command, cwd=ROOT, env=environment, capture_output=True, text=True)
+    if result.returncode != 0:
+        lines = result.stderr.strip().splitlines() or [f"exit {result.returncode}"]
+        raise UsageError(f"{' '.join(command[1:])}: {lines[-1]}")
+    return history.read_history(Path(out) / "models" / name)
+
+
+def train_py_epochs(name, epochs, train_limit, out, environment, python=None):
+    """[seconds per epoch] of train_py's run."""
+    return [row["seconds"] for row in train_py(name, epochs, train_limit, out, environment, python)["epochs"]]
 
 
 def small_epochs(environments, repeats=3, epochs=1, train_limit=None):
@@ -268,8 +294,8 @@ def backend_version(name, python=None):
 def shown_python(python):
     """An interpreter as the report names it: relative to the repository when it lives there (.venv/bin/python),
     so that a committed report does not carry this machine's paths."""
-    path, root = Path(python).absolute(), Path(__file__).resolve().parent
-    return path.relative_to(root).as_posix() if path.is_relative_to(root) else python
+    path = Path(python).absolute()
+    return path.relative_to(ROOT).as_posix() if path.is_relative_to(ROOT) else python
 
 
 def parse_backends(text):
@@ -301,7 +327,7 @@ def backend_epochs(interpreters, names, epochs, train_limit=None):
 
 def make_parser():
     """The command line's parser (the docs test reads its flags)."""
-    parser = cli.OneLineErrorParser(description=__doc__.split("\n\n")[0])
+    parser = console.HelpParser(prog="python -m labtools.bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", default=",".join(DEFAULT_MODELS), help="comma-separated registry names")
     parser.add_argument("--bf16-models", default="small,medium,large",
                         help="the models also timed in bfloat16, where the machine computes it in hardware")
@@ -325,7 +351,7 @@ def parse_args(argv=None):
     parser = make_parser()
     args = parser.parse_args(argv)
     for name in args.models.split(",") + args.bf16_models.split(","):
-        if name and (name not in models.MODELS or models.MODELS[name].input_kind == "xray"):
+        if name and name not in MNIST_MODELS:
             parser.error(f"argument --models: {name!r} is not an MNIST recipe")
     for setting in args.compare:
         if "=" not in setting:
@@ -340,7 +366,7 @@ def parse_args(argv=None):
             parser.error(f"argument --backends: {name} is not installed in {python} "
                          f"({backend.INSTALL.get(name)}), or give {name}=PYTHON of an environment that has it")
     for name in args.backend_models.split(","):
-        if name not in models.MODELS or models.MODELS[name].input_kind == "xray":
+        if name not in MNIST_MODELS:
             parser.error(f"argument --backend-models: {name!r} is not an MNIST recipe")
     return args
 
@@ -378,8 +404,7 @@ def run(args):
 
 def report(args, peaks, rows, profiles, comparisons, backends):
     """BENCH.md: the peaks, the models' epochs, the profiles, the comparisons, the targets and the machine."""
-    small_gflop = training_flops_per_image(models.build_model("small", data_format="channels_last")) / 1e9 * (
-        args.train_limit or 60000)
+    small_gflop = training_flops_per_image(saved_architecture(SMALL_PAIR)) / 1e9 * (args.train_limit or 60000)
 
     def rate(gflop, ms, peak):  # GFLOP/s and fraction of the peak, or dashes for the parts without arithmetic
         return [f"{gflop / ms * 1000:.0f}", f"{gflop / ms * 1000 / peak:.0%}"] if gflop else ["-", "-"]
@@ -388,8 +413,9 @@ def report(args, peaks, rows, profiles, comparisons, backends):
         return [label, ", ".join(f"{s:.1f}" for s in seconds), f"{min(seconds):.1f}",
                 f"{small_gflop / min(seconds):.0f}", f"{small_gflop / min(seconds) / peak:.0%}"]
 
-    lines = ["# Benchmark", "", f"Written by `python {' '.join(sys.argv)}` (see bench.py's docstring for what each "
-             "number is).", "", "## Peaks: TensorFlow's own 4096x4096 matmul, this run", "",
+    lines = ["# Benchmark", "", f"Written by `python -m labtools.bench {' '.join(sys.argv[1:])}` (see "
+             "labtools/bench.py's docstring for what each number is).", "",
+             "## Peaks: TensorFlow's own 4096x4096 matmul, this run", "",
              markdown_table(["precision", "GFLOP/s"], [[p, f"{g:.0f}"] for p, g in peaks.items()]), "",
              f"## Training through train.py, the fastest of {args.epochs} epochs", "",
              "An epoch's time is train.py's: it includes the pass over the 10,000 validation images; GFLOP/s counts "
@@ -475,9 +501,10 @@ def cpu_generation():
 
 def main(argv=None):
     if backend.NAME != "tensorflow":
-        sys.exit(f"bench.py: error: KERAS_BACKEND={backend.NAME}: bench.py measures TensorFlow's kernels against its "
-                 "own peak; run it on the tensorflow backend (--backends times the others in their own processes)")
-    return cli.main("bench.py", run, parse_args(argv))
+        sys.exit(f"labtools.bench: error: KERAS_BACKEND={backend.NAME}: it measures TensorFlow's kernels against "
+                 "their own peak; run it on the tensorflow backend (--backends times the others in their own "
+                 "processes)")
+    return console.run("labtools.bench", run, parse_args(argv))
 
 
 if __name__ == "__main__":
