@@ -18,6 +18,7 @@ if __name__ == "__main__":  # run as a script: Keras's backend loaded first, its
 
     console.start("train.py")
 
+from labtools import backend  # isort: skip  (labtools first: it sets KERAS_BACKEND, which Keras reads once)
 import dataclasses
 import sys
 import time
@@ -30,7 +31,7 @@ import data
 import models
 import persistence
 from evaluate import print_model_error_rate
-from labtools import backend, batches, console, history, keras_patches, ladder, layout, runs, scores, xrays
+from labtools import batches, console, history, keras_patches, ladder, layout, runs, scores, xrays
 from labtools.errors import UsageError
 from labtools.recipes import BEYOND
 

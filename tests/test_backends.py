@@ -210,7 +210,7 @@ def test_what_cannot_work_is_one_line(tmp_path):
     if backend.NAME != "tensorflow":
         with pytest.raises(SystemExit) as exit_info:
             bench.main(["--models", "mlp1", "--out", str(tmp_path / "BENCH.md")])
-        assert str(exit_info.value).startswith(f"bench.py: error: KERAS_BACKEND={backend.NAME}: bench.py measures "
+        assert str(exit_info.value).startswith(f"labtools.bench: error: KERAS_BACKEND={backend.NAME}: it measures "
                                                "TensorFlow's kernels")
         assert not (tmp_path / "BENCH.md").exists()
     with pytest.raises(errors.UsageError, match="BatchNormalization, whose statistics slicing would change"):
@@ -231,7 +231,7 @@ if __name__ == "__main__":
     print(f"wrote {PAIRS}/large_original_{backend.NAME}.*")
 
 
-@pytest.mark.skipif(backend.NAME != "torch", reason="backend.py's channels_last views replace Keras's on PyTorch only")
+@pytest.mark.skipif(backend.NAME != "torch", reason="the channels_last views replace Keras's on PyTorch only")
 @pytest.mark.parametrize("layer", [
     "Conv2D(8, 3)", "Conv2D(8, 5, padding='same')", "Conv2D(8, 3, strides=2, use_bias=False)",
     "Conv2D(8, 3, dilation_rate=2)", "DepthwiseConv2D(3)", "SeparableConv2D(8, 3, padding='same')",
@@ -244,8 +244,11 @@ def test_torch_channels_last_views_compute_what_keras_computes(layer):
     import torch
     from keras.src.backend.torch import nn
 
+    from labtools import keras_patches
+
+    assert keras_patches.faster_training()  # as train_and_evaluate switches them on
     views = nn._transpose_spatial_inputs
-    assert views.channels_last_views  # models.py installed it
+    assert getattr(views, keras_patches.MARK)
     keras_own = next(cell.cell_contents for cell in views.__closure__ if callable(cell.cell_contents))
     keras.utils.set_random_seed(7)
     built = eval(f"keras.layers.{layer}")

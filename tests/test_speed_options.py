@@ -159,7 +159,7 @@ def test_a_compared_setting_is_set_in_one_environment_and_absent_from_the_other(
     assert bench.environment_with("A=b=c")["A"] == "b=c"  # only the first '=' separates name and value
 
 
-@pytest.mark.skipif(backend.NAME != "jax", reason="backend.py's max pooling replaces Keras's on JAX only")
+@pytest.mark.skipif(backend.NAME != "jax", reason="the window max pooling replaces Keras's on JAX only")
 @pytest.mark.parametrize("shape, pool, strides, padding, data_format", [
     ((4, 24, 24, 3), 2, 2, "valid", "channels_last"),  # the sheets' 2x2
     ((3, 25, 23, 4), (2, 2), (2, 2), "valid", "channels_last"),  # a remainder that valid pooling drops
@@ -175,8 +175,11 @@ def test_jax_window_max_pooling_computes_what_keras_computes(shape, pool, stride
     import jax.numpy as jnp
     from keras.src.backend.jax import nn
 
+    from labtools import keras_patches
+
+    assert keras_patches.faster_training()  # as train_and_evaluate switches it on
     window = nn.max_pool
-    assert window.window_max  # models.py installed it
+    assert getattr(window, keras_patches.MARK)
     original = next(cell.cell_contents for cell in window.__closure__
                     if callable(cell.cell_contents) and cell.cell_contents.__name__ == "max_pool")
     rng = np.random.default_rng(0)
