@@ -16,6 +16,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # Derived data (the MNIST cache, HOG features of test slices) goes to a temporary cache, not the user's.
 os.environ["MNIST_LABS_CACHE"] = tempfile.mkdtemp(prefix="mnist-labs-tests-")
 atexit.register(shutil.rmtree, os.environ["MNIST_LABS_CACHE"], ignore_errors=True)
+# The environment before labtools is imported: test_imports.py starts its fresh interpreters from it, so that a
+# variable the package sets in this process is seen as set by the import, not inherited.
+ENVIRONMENT_BEFORE_LABTOOLS = dict(os.environ)
 
 from labtools import backend  # noqa: E402
 

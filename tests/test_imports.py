@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT
+from conftest import ENVIRONMENT_BEFORE_LABTOOLS, ROOT
 from labtools import backend
 
 SHEET_FILES = ("data", "models", "train", "evaluate", "persistence")
@@ -43,10 +43,10 @@ print(json.dumps({"environment": {k: v for k, v in os.environ.items() if environ
 
 
 def imported(name, choose=True):
-    """What importing module `name` changed, in a fresh interpreter (IMPORT_ONE); choose: KERAS_BACKEND unset where
-    the backend left to choose is the suite's, else set to it."""
-    environment = {key: value for key, value in os.environ.items() if key not in ("KERAS_BACKEND", "XLA_FLAGS",
-                                                                                  "CUBLAS_WORKSPACE_CONFIG")}
+    """What importing module `name` changed, in a fresh interpreter started from the environment before labtools
+    was imported (IMPORT_ONE); choose: KERAS_BACKEND unset where the backend left to choose is the suite's, else
+    set to it."""
+    environment = {key: value for key, value in ENVIRONMENT_BEFORE_LABTOOLS.items() if key != "KERAS_BACKEND"}
     if not choose or backend.NAME != next(each for each in backend.BACKENDS if backend.installed(each)):
         environment["KERAS_BACKEND"] = backend.NAME
     result = subprocess.run([sys.executable, "-c", IMPORT_ONE, name], cwd=ROOT, env=environment, capture_output=True,
