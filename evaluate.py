@@ -45,7 +45,7 @@ def make_parser():
                              "without extension, or any of its files), .keras archives, full-model .h5 files")
     parser.add_argument("--normalize", choices=["auto", "yes", "no"], default="auto",
                         help="pixels /255 (yes) or 0..255 (no); auto: what the model was trained with (its history "
-                             "or recipe), else the one its outputs on 1,000 test images point to (docs/usage.md)")
+                             "or recipe), else the one its outputs on 5,000 test images point to (docs/usage.md)")
     parser.add_argument("--csv", metavar="FILE", help="also write the printed table to FILE as CSV (a spreadsheet)")
     parser.add_argument("--data-dir", metavar="DIR", help="chest X-ray tree for pneumonia pairs "
                                                            "(default: the one it was trained on)")
@@ -81,21 +81,26 @@ def run(args):
             rows.append(grading.evaluate_pair(filename, test_sets, models.MODELS, normalize, args.data_dir,
                                               report_dir / "plots" if report_dir else None, cache,
                                               grading.display_name(filename, args.paths)))
-        except PROJECT_ERRORS as error:  # one bad file does not stop the others
+        except PROJECT_ERRORS as error:  # one bad file does not stop the others, and keeps its row in the table
             print(f"evaluate.py: error: {error}", file=sys.stderr, flush=True)
+            rows.append({"run": grading.display_name(filename, args.paths), "file": str(filename),
+                         "refused": str(error)})
             failures += 1
     cache.save()
     if args.csv:
         report.write_csv(rows, args.csv)
-    if rows:
+    evaluated = [row for row in rows if not row.get("refused")]
+    print()
+    print(report.results_table(rows))
+    if failures:
+        print(f"\n{failures} of {len(rows)} files refused: why is in the lines above" +
+              (f" and in {args.csv}" if args.csv else ""))
+    if args.params and evaluated:
         print()
-        print(report.results_table(rows))
-        if args.params:
-            print()
-            print(report.parameters_table(rows))
-        if report_dir is not None:
-            report.write_all(rows, report_dir, readme=args.readme)
-            print(f"\nWrote {report_dir / 'RESULTS.md'} and figures in {report_dir / 'plots'}/")
+        print(report.parameters_table(evaluated))
+    if report_dir is not None and evaluated:
+        report.write_all(evaluated, report_dir, readme=args.readme)
+        print(f"\nWrote {report_dir / 'RESULTS.md'} and figures in {report_dir / 'plots'}/")
     return 1 if failures else 0
 
 

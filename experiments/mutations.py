@@ -64,8 +64,8 @@ MUTATIONS = [
      '        arrays.update({f"optimizer_{i}": v.numpy() for i, v in enumerate(model.optimizer.variables)})\n', ""),
     ("the evaluation cache ignores the weights file", "labtools/grading.py",
      "for path in (*saved_models.model_files(filename), Path(", "for path in (saved_models.model_files(filename)[0], Path("),
-    ("the pixel-scale rule wants 20 points, not 2", "labtools/pixel_scale.py", "CLEARLY_MORE_RIGHT = 0.02",
-     "CLEARLY_MORE_RIGHT = 0.2"),
+    ("the pixel-scale sign test's threshold 0.001 becomes 0.5", "labtools/pixel_scale.py", "SIGNIFICANCE = 0.001",
+     "SIGNIFICANCE = 0.5"),
     ("a save over an existing pair keeps the old JSON", "persistence.py", "json_file.write_text(model_json)",
      "json_file.write_text(json_path.read_text() if json_path.is_file() else model_json)"),
     ("Theano kernels are not flipped", "labtools/saved_models.py",
@@ -85,6 +85,8 @@ MUTATIONS = [
      "            if False:"),
     ("--help shows (default: None) again", "labtools/console.py", "            if action.default is None:",
      "            if False:"),
+    ("predict.py takes dark ink for a photo whose mean is over 127", "predict.py", "    dark = -low > high\n",
+     "    dark = gray.mean() > 127\n"),
 ]
 
 

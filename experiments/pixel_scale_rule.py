@@ -3,10 +3,12 @@ scale is known: the fixtures other Keras versions wrote (tests/fixtures/) and th
 
     python experiments/pixel_scale_rule.py [--all-seeds] [EXTRA_PAIR:0..1|0..255 ...]   (repository root, TensorFlow)
 
-Output: results/logs/pixel_scale_rule.txt. For each model and each scale, on the first 500 and 1,000 test images:
-its mistakes, its loss, and the median margin (ln p1 - ln p2, how much likelier its first choice is than its
-second, in nats; inf: the softmax saturated, p2 = 0 in float32). Then what the old rule (the lower loss on 500
-images, before issue 37) and grading.choose_pixel_scale choose, each marked WRONG where it misses.
+Output: results/logs/pixel_scale_rule.txt. For each model and each scale, on the first 500, 1,000 and 2,000 test
+images: its mistakes, its loss, and the median margin (ln p1 - ln p2, how much likelier its first choice is than
+its second, in nats; inf: the softmax saturated, p2 = 0 in float32); on the first 2,000, how many it gets right on
+one scale only, each way, and the sign test's p-value. Then what three rules choose, each marked WRONG where it
+misses: the lower loss on 500 images (until 2026-12-04), 2 points of accuracy on 1,000 images before the margins
+(until 2026-12-05), and grading.choose_pixel_scale (the sign test on 2,000 images before the margins).
 """
 
 import argparse
@@ -49,6 +51,15 @@ def known_models(all_seeds):
                 yield f"{name}{suffix}", path, run["config"]["normalize"]
 
 
+def two_points_rule(probabilities, labels):
+    """The rule of 2026-12-04: on 1,000 images, 2 points of accuracy decide; else the margins, as now."""
+    accuracy = {normalize: scores.loss_and_accuracy(probabilities[normalize], labels)[1] for normalize in (True, False)}
+    if abs(accuracy[True] - accuracy[False]) >= 0.02:
+        return accuracy[True] > accuracy[False]
+    margin, raw_margin = (float(np.median(scores.output_margins(probabilities[normalize]))) for normalize in (True, False))
+    return True if raw_margin <= pixel_scale.SCALE_FREE * margin else margin >= pixel_scale.MARGIN_SPLIT
+
+
 def measured(probabilities, labels):
     """(mistakes, loss, median margin) of predictions against one-hot labels."""
     loss, accuracy = scores.loss_and_accuracy(probabilities, labels)
@@ -63,33 +74,39 @@ def main():
     test_sets = grading.TestSets(data.get_data_mnist, data.prepare_inputs)
     extra = [(Path(item.rsplit(":", 1)[0]).name, Path(item.rsplit(":", 1)[0]), item.endswith(":0..1"))
              for item in args.extra]
-    wrong = {"old": 0, "new": 0}
+    wrong = {"lower loss": 0, "2 points": 0, "choose_pixel_scale": 0}
+    images = pixel_scale.AUTO_SCALE_IMAGES
     with logs.tee("pixel_scale_rule.txt"):
         print(f"$ python experiments/pixel_scale_rule.py {' '.join(sys.argv[1:])}".rstrip())
-        print("model | trained on | per scale (0..1 ; 0..255), first 500 and 1,000 images: mistakes, loss, median "
-              "margin | old rule | choose_pixel_scale")
+        print(f"model | trained on | per scale (0..1 ; 0..255), first 500, 1,000 and {images:,} images: mistakes, "
+              f"loss, median margin | of {images:,}: right on 0..1 only, on 0..255 only, sign test's p | lower loss "
+              "| 2 points | choose_pixel_scale")
         for label, path, normalized in [*known_models(args.all_seeds), *extra]:
             saved = saved_models.load(path)
             model = layout.channels_last_copy(saved.model)
             input_kind, data_format = grading.input_layout(model)
-            cells, losses = [], {}
+            cells, losses, probabilities, right = [], {}, {}, {}
             for normalize in (True, False):
                 x, y, _ = test_sets.get(normalize, input_kind, data_format)
-                probabilities, _ = scores.as_probabilities(grading.run_model(path, model, x[:1000]))
-                for count in (500, 1000):
-                    mistakes, loss, margin = measured(probabilities[:count], y[:count])
+                probabilities[normalize] = scores.as_probabilities(grading.run_model(path, model, x[:images]))[0]
+                right[normalize] = probabilities[normalize].argmax(axis=1) == y[:images].argmax(axis=1)
+                for count in (500, 1000, images):
+                    mistakes, loss, margin = measured(probabilities[normalize][:count], y[:count])
                     cells.append(f"{mistakes} {loss:.3f} {margin:.3g}")
                     losses[normalize, count] = loss
-            old = losses[True, 500] <= losses[False, 500]
-            new, note = grading.choose_pixel_scale(path, model, test_sets, input_kind, data_format, {})
-            for rule, chosen in (("old", old), ("new", new)):
+            only = [int(np.sum(right[normalize] & ~right[not normalize])) for normalize in (True, False)]
+            choices = {"lower loss": losses[True, 500] <= losses[False, 500],
+                       "2 points": two_points_rule({n: p[:1000] for n, p in probabilities.items()}, y[:1000])}
+            choices["choose_pixel_scale"], note = grading.choose_pixel_scale(path, model, test_sets, input_kind,
+                                                                             data_format, {})
+            for rule, chosen in choices.items():
                 wrong[rule] += chosen != normalized
             mark = {True: "", False: " WRONG"}
-            print(f"{label} | {pixel_scale.PIXELS[normalized]} | {' / '.join(cells[:2])} ; {' / '.join(cells[2:])} | "
-                  f"{pixel_scale.PIXELS[old]}{mark[old == normalized]} | "
-                  f"{pixel_scale.PIXELS[new]}{mark[new == normalized]}"
-                  f" | {note}")
-        print(f"wrong choices: old rule {wrong['old']}, choose_pixel_scale {wrong['new']}")
+            print(f"{label} | {pixel_scale.PIXELS[normalized]} | {' / '.join(cells[:3])} ; {' / '.join(cells[3:])} | "
+                  f"{only[0]} {only[1]} {pixel_scale.sign_test(*only):.2g} | "
+                  + " | ".join(f"{pixel_scale.PIXELS[chosen]}{mark[chosen == normalized]}" for chosen in
+                               choices.values()) + f" | {note}", flush=True)
+        print("wrong choices: " + ", ".join(f"{rule} {count}" for rule, count in wrong.items()))
 
 
 if __name__ == "__main__":

@@ -119,10 +119,12 @@ def results_table(rows):
 
 
 def results_cells(rows):
-    """(header, rows of cells) of the printed table, also what --csv writes."""
+    """(header, rows of cells) of the printed table, also what --csv writes; a file that could not be evaluated
+    (row["refused"]: why) has its row too, "refused" in its *saved by* cell."""
     header = ["model", "saved by", "input", "parameters", "epochs", "normalised", "test loss", "accuracy",
               "error rate", "reference", "difference"]
     return header, [
+        [row["run"], "refused", *["-"] * (len(header) - 2)] if row.get("refused") else
         [row["run"], row.get("writer", "?"), row.get("input", "?"), f"{row['parameters']:,}", row["epochs"] or "?",
          normalised(row), f"{row['test_loss']:.4f}", f"{row['accuracy'] * 100:.2f}%", f"{row['error_rate']:.2f}%",
          format_reference(row["reference"]), format_difference(row["difference"])]
@@ -136,15 +138,15 @@ def normalised(row):
 
 
 def write_csv(rows, path):
-    """The printed table as CSV, for a spreadsheet, with each model's file and notes (pixel scale, outputs);
-    written atomically."""
+    """The printed table as CSV, for a spreadsheet, with each model's file and notes (pixel scale, outputs; why a
+    file was refused); written atomically."""
     header, table = results_cells(rows)
     with files.atomic_write(Path(path)) as (temporary,):
         with open(temporary, "w", newline="", encoding="utf-8") as f:
             writer = csv.writer(f)
             writer.writerow(["file", *header, "notes"])
             for row, cells in zip(rows, table):
-                notes = "; ".join(row[key] for key in ("pixels", "outputs") if row.get(key))
+                notes = "; ".join(row[key] for key in ("refused", "pixels", "outputs") if row.get(key))
                 writer.writerow([row.get("file", row["run"]), *cells, notes])
 
 

@@ -45,6 +45,10 @@ def xray_split_dirs(data_dir):
         if split_dir is None:
             if split == "val":
                 continue
+            inner = _tree_inside(root) if split == "train" else None
+            if inner is not None:  # the public archive unzips to a folder that holds chest_xray/
+                raise DataError(f"--data-dir {root}: no train/ folder, but {inner.relative_to(root).as_posix()}/"
+                                f"{_find_child(inner, 'train').name}/ is inside: use --data-dir {inner}")
             raise DataError(f"--data-dir {root}: no {split}/ folder; {XRAY_LAYOUT}")
         class_dirs = [_find_child(split_dir, name) for name in XRAY_CLASSES]
         if None in class_dirs:
@@ -54,6 +58,19 @@ def xray_split_dirs(data_dir):
                 raise DataError(f"--data-dir {class_dir}: no images (.png, .jpg, ...); {XRAY_LAYOUT}")
         splits[split] = (split_dir, [d.name for d in class_dirs])
     return splits
+
+
+def _tree_inside(root, depth=2):
+    """The shallowest folder under root, at most `depth` levels down, that holds a train/ folder (skipping hidden
+    folders and macOS's __MACOSX/ copies), or None."""
+    level = [root]
+    for _ in range(depth):
+        level = sorted(child for folder in level for child in folder.iterdir()
+                       if child.is_dir() and not child.name.startswith((".", "__MACOSX")))
+        found = [folder for folder in level if _find_child(folder, "train") is not None]
+        if found:
+            return found[0]
+    return None
 
 
 def xray_files(data_dir):

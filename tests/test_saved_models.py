@@ -66,9 +66,11 @@ def test_keras_1_is_refused_in_one_line():
 def test_auto_finds_the_pixel_scale_each_model_was_trained_on(name):
     saved = saved_models.load(FIXTURES / MANIFEST[name]["files"][0])
     model = layout.channels_last_copy(saved.model)
-    normalize, note = grading.choose_pixel_scale(name, model, grading.TestSets(data.get_data_mnist, data.prepare_inputs), *grading.input_layout(model), {})
+    test_sets = grading.TestSets(data.get_data_mnist, data.prepare_inputs)
+    normalize, note = grading.choose_pixel_scale(name, model, test_sets, *grading.input_layout(model), {})
     assert normalize == (MANIFEST[name]["pixels"] == "0..1"), note
-    assert note.startswith(f"pixels {MANIFEST[name]['pixels']}, chosen on 1000 test images: ")
+    images = pixel_scale.AUTO_SCALE_IMAGES
+    assert note.startswith(f"pixels {MANIFEST[name]['pixels']}, chosen on {images} test images: ")
     assert "compare" not in note, note  # clear-cut on every fixture
 
 
@@ -117,8 +119,8 @@ def broken_files(folder):
 
 def test_a_teachers_folder_of_mixed_files(tmp_path, capsys):
     """students/ with one folder per student (as a course platform's download gives) and loose files: every good
-    model gets its row, with what wrote it and the scale chosen; every bad file one line; nothing is written
-    among the students' files; the CSV has the table."""
+    model gets its row, with what wrote it and the scale chosen; every bad file one line and a row that says why;
+    nothing is written among the students' files; the CSV has the table."""
     students = tmp_path / "students"
     for name in ["keras208_theano_cnn", "tf_keras_raw_cnn", "tf_keras_functional_logits", "keras3_model",
                  "tf_keras_full", "keras122_theano_mlp"]:
@@ -149,6 +151,13 @@ def test_a_teachers_folder_of_mixed_files(tmp_path, capsys):
     raw = next(row for row in table if row["model"] == "tf/tf_keras_raw_cnn")
     assert raw["normalised"] == "no (chosen)" and raw["notes"].startswith("pixels 0..255, chosen on 500")
     assert raw["saved by"] == MANIFEST["tf_keras_raw_cnn"]["writer"]
+    # every file handed in has its row, the refused ones too, with why in the notes: no student goes missing
+    refused = [row for row in table if row["saved by"] == "refused"]
+    assert len(refused) == len(errors) and len(table) == len(errors) + 5
+    assert all(row["error rate"] == "-" and row["notes"] for row in refused)
+    assert any("written by Keras 1.2.2" in row["notes"] and row["model"] == "keras122/keras122_theano_mlp"
+               for row in refused)
+    assert f"{len(errors)} of {len(table)} files refused: why is in the lines above and in {grades}" in output.out
 
 
 def test_a_copy_handed_in_twice_is_named_as_itself(tmp_path, monkeypatch, capsys):
@@ -198,7 +207,8 @@ def test_predict_reads_a_model_from_elsewhere(tmp_path, test_images, capsys):
     Image.fromarray(digit.astype(np.uint8)).resize((280, 280)).save(tmp_path / "seven.png")
     assert predict.main([str(tmp_path / "seven.png"), "--pair", str(FIXTURES / "tf_keras_raw_cnn.h5")]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert "pixels 0..255, chosen on 1000 test images: " in lines[0] and lines[0].endswith("91.1% on 0..255")
+    assert f"pixels 0..255, chosen on {pixel_scale.AUTO_SCALE_IMAGES} test images: " in lines[0]
+    assert " on 0..255 only: a sign test's p = " in lines[0]
     assert lines[-1].startswith(f"{tmp_path / 'seven.png'}: 7 ")
 
 
@@ -238,3 +248,45 @@ def test_a_model_whose_outputs_ignore_the_pixels_gets_the_sheets_scale_and_a_war
         model.layers[-1].set_weights([np.zeros((784, 10)), bias.astype(np.float32)])
         normalize, note = grading.choose_pixel_scale("flat", model, grading.TestSets(data.get_data_mnist, data.prepare_inputs), "flat", None, {})
         assert normalize and note.startswith("pixels 0..1, the sheets' scale: ") and "compare" in note, note
+
+
+def test_the_accuracy_step_decides_when_the_split_between_the_scales_is_beyond_chance():
+    """Right on 97.2% of 5,000 images on 0..1 and 98.1% on 0..255, with 24 right on 0..1 only and 66 on 0..255 only
+    (the raw-pixel CNN that 2 points of accuracy let through to the margins, which said 0..1): 0..255, whatever the
+    margins. An even split of the same images decides nothing, and the margins do."""
+    labels = np.eye(10)[np.arange(5000) % 10]
+
+    def outputs(right, margin):
+        """One-hot-ish outputs right where `right`, wrong elsewhere, the first choice `margin` nats ahead."""
+        chosen = np.where(right, labels.argmax(axis=1), (labels.argmax(axis=1) + 1) % 10)
+        logits = np.zeros((len(labels), 10))
+        logits[np.arange(len(labels)), chosen] = margin
+        return np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+
+    both = np.arange(5000) >= 230  # right on both scales; the first 230 images are where they differ
+    only_01, only_255 = (np.arange(5000) < 24), (np.arange(5000) >= 24) & (np.arange(5000) < 90)
+    right_01, right_255 = both | only_01, both | only_255
+    chosen, note = pixel_scale.choose({True: outputs(right_01, 1.36), False: outputs(right_255, 346)}, labels)
+    assert chosen is False and "24 right on 0..1 only, 66 on 0..255 only" in note
+    assert pixel_scale.sign_test(24, 66) < pixel_scale.SIGNIFICANCE < pixel_scale.sign_test(12, 23)
+    only_01, only_255 = np.arange(5000) < 20, (np.arange(5000) >= 20) & (np.arange(5000) < 42)  # 20 and 22
+    chosen, note = pixel_scale.choose({True: outputs(both | only_01, 6.0), False: outputs(both | only_255, 1500)},
+                                      labels)
+    assert chosen is True and "so by how sure it is" in note
+
+
+def test_a_keras_2_0_pair_computes_the_same_under_the_sheets_global_channels_first(test_images):
+    """The INSAT sheet sets K.set_image_data_format('channels_first') for the whole session: a Keras 2.0 pair's
+    Flatten, which had no data_format and flattened in the stored order, still does."""
+    import keras
+
+    entry = MANIFEST["keras208_theano_cnn"]
+    previous = keras.config.image_data_format()
+    keras.config.set_image_data_format("channels_first")
+    try:
+        model = persistence.load_keras_model(FIXTURES / "keras208_theano_cnn")
+        outputs = model.predict(test_images[0][:64] / 255, verbose=0)
+    finally:
+        keras.config.set_image_data_format(previous)
+    assert entry["input_shape"] == [1, 28, 28]
+    np.testing.assert_allclose(outputs, np.load(FIXTURES / "keras208_theano_cnn.expected.npy"), rtol=1e-4, atol=1e-5)

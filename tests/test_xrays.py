@@ -87,6 +87,32 @@ def test_hidden_and_other_files_are_skipped_with_one_line_that_counts_them(tmp_p
     assert xrays.count_xrays(tree) == (16, 8)
 
 
+def test_the_archives_outer_folder_names_the_folder_to_give(tmp_path, capsys):
+    """The public archive unzips to archive/chest_xray/ holding train/, test/, val/, a nested chest_xray/ copy and
+    __MACOSX/ (macOS's ._ copies of every file). Given archive/, train.py names archive/chest_xray in one line;
+    given that, the ._ files and .DS_Store in the class folders are skipped."""
+    import train
+
+    archive = tmp_path / "archive"
+    tree = archive / "chest_xray"
+    shutil.copytree(XRAYS, tree)
+    shutil.copytree(XRAYS, tree / "chest_xray")
+    for folder in (tree / "__MACOSX" / "chest_xray" / "train" / "NORMAL", archive / "__MACOSX" / "train" / "NORMAL"):
+        folder.mkdir(parents=True)
+        (folder / "._IM-0115-0001.jpeg").write_bytes(b"\x00\x05\x16\x07" + bytes(60))
+    (tree / "train" / "NORMAL" / "._IM-0115-0001.jpeg").write_bytes(b"\x00\x05\x16\x07" + bytes(60))
+    (tree / "train" / "PNEUMONIA" / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1" + bytes(100))
+    with pytest.raises(SystemExit) as exit_info:
+        train.main(["--model", "pneumonia", "--data-dir", str(archive), "--out", str(tmp_path / "out")])
+    assert str(exit_info.value) == (f"train.py: error: --data-dir {archive}: no train/ folder, but chest_xray/train/ "
+                                    f"is inside: use --data-dir {tree}")
+    assert not (tmp_path / "out" / "models").exists()
+    assert xrays.count_xrays(tree) == (16, 8)
+    loaded = xrays.load_xrays(tree)
+    assert "skipped 2 entries that are not images" in capsys.readouterr().out
+    np.testing.assert_array_equal(loaded["train"][0], xrays.load_xrays(XRAYS, verbose=False)["train"][0])
+
+
 def corrupt_files(folder):
     """Damaged files as they turn up in real trees: a cut JPEG, one of zero bytes, another file named .jpeg."""
     good = next(XRAYS.glob("test/NORMAL/*.jpeg")).read_bytes()
