@@ -60,13 +60,17 @@ def to_mnist(gray, source="image"):
     """A (28, 28) float32 array 0..1, light ink on black, prepared as MNIST's digits were: the ink (ink_map) cropped,
     its longer side scaled to 20 px keeping the aspect ratio, pasted into 28x28 with its centre of mass at the
     centre."""
-    ink = ink_map(gray, source)
-    rows, columns = np.nonzero(ink > 0.05)
+    return centred_digit(ink_map(gray, source), threshold=0.05)
+
+
+def centred_digit(ink, threshold):
+    """The ink (0..1) cropped to where it exceeds threshold, its longer side scaled to 20 px, pasted into 28x28 with
+    its centre of mass at the centre, as MNIST's digits were."""
+    rows, columns = np.nonzero(ink > threshold)
     ink = ink[rows.min(): rows.max() + 1, columns.min(): columns.max() + 1]
     scale = 20 / max(ink.shape)
     height, width = max(1, round(ink.shape[0] * scale)), max(1, round(ink.shape[1] * scale))
     digit = resize(ink, (height, width), anti_aliasing=True)
-    # Place the 20x20 box so that the centre of mass lands on the 28x28 image's centre.
     center_row, center_column = ndimage.center_of_mass(digit)
     top, left = int(round(14 - center_row)), int(round(14 - center_column))
     top, left = min(max(top, 0), 28 - height), min(max(left, 0), 28 - width)

@@ -37,7 +37,6 @@ from labtools import grading  # noqa: E402
 from labtools.errors import DataError  # noqa: E402
 from PIL import Image  # noqa: E402
 from scipy import ndimage  # noqa: E402
-from skimage.transform import resize  # noqa: E402
 
 MODELS = ("small_unnormalized", "small", "medium", "large", "large_original", "arn_cnn", "best")
 PHOTOS, PER_CLASS = 120, 12
@@ -52,18 +51,7 @@ def fixed_127_preparation(gray, source="image"):
     ink = ndimage.gaussian_filter(ink, sigma=max(gray.shape) / 500)
     if ink.max() < 20:
         raise DataError(f"{source}: no ink found (the image is blank or has no contrast)")
-    rows, columns = np.nonzero(ink > 0.25 * ink.max())
-    ink = ink[rows.min(): rows.max() + 1, columns.min(): columns.max() + 1]
-    ink = ink / ink.max()
-    scale = 20 / max(ink.shape)
-    height, width = max(1, round(ink.shape[0] * scale)), max(1, round(ink.shape[1] * scale))
-    digit = resize(ink, (height, width), anti_aliasing=True)
-    center_row, center_column = ndimage.center_of_mass(digit)
-    top, left = int(round(14 - center_row)), int(round(14 - center_column))
-    top, left = min(max(top, 0), 28 - height), min(max(left, 0), 28 - width)
-    canvas = np.zeros((28, 28), np.float32)
-    canvas[top: top + height, left: left + width] = digit
-    return np.clip(canvas / canvas.max(), 0, 1).astype(np.float32)
+    return predict.centred_digit(ink / ink.max(), threshold=0.25)
 
 
 def chosen_digits(loaded, images, labels):
