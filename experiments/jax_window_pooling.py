@@ -1,6 +1,6 @@
 """labtools/keras_patches.py's max pooling on JAX (a reshape and a max, for windows that do not overlap) against
-Keras's own (XLA's reduce_window): the same outputs and gradients, ties included; the same weights after training; the time of
-a training step.
+Keras's own (XLA's reduce_window): the same outputs and gradients, ties included; the same weights after training;
+the time of a training step.
 
     KERAS_BACKEND=jax python experiments/jax_window_pooling.py     (from the repository root)
 

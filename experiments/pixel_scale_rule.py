@@ -56,7 +56,8 @@ def two_points_rule(probabilities, labels):
     accuracy = {normalize: scores.loss_and_accuracy(probabilities[normalize], labels)[1] for normalize in (True, False)}
     if abs(accuracy[True] - accuracy[False]) >= 0.02:
         return accuracy[True] > accuracy[False]
-    margin, raw_margin = (float(np.median(scores.output_margins(probabilities[normalize]))) for normalize in (True, False))
+    margin, raw_margin = (float(np.median(scores.output_margins(probabilities[normalize])))
+                          for normalize in (True, False))
     return True if raw_margin <= pixel_scale.SCALE_FREE * margin else margin >= pixel_scale.MARGIN_SPLIT
 
 

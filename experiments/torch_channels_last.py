@@ -9,8 +9,9 @@ torch, CPU).
    own permute-and-copy and with the views, alternately twice: the fastest epoch after the first, per
    step, and a hash of the trained weights (the same hash: the same numbers).
 3. torch's profiler over 10 train_on_batch steps of each (batch 200, with the views): the ops that take the time.
-4. With --compile, instead of 1-3: large's train_on_batch on 50 real batches, Keras's own (eager) and with jit_compile=True
-   (torch.compile, which fuses the small ops the profile shows), and how long the first, compiling, step takes.
+4. With --compile, instead of 1-3: large's train_on_batch on 50 real batches, Keras's own (eager) and with
+   jit_compile=True (torch.compile, which fuses the small ops the profile shows), and how long the first,
+   compiling, step takes.
 
 Output: results/logs/torch_channels_last.txt, a run's lines added to its end with --append. The committed one:
 that command (train.py's "Model score" lines left out), then the same with --compile --append (its first line left

@@ -114,7 +114,8 @@ def main():
         per_image = difference.mean(axis=(1, 2, 3))
         print(f"   {split:5s} {len(images):4d} images, same files and labels: mean {difference.mean():.2f}, "
               f"median image {np.median(per_image):.2f}, worst image {per_image.max():.2f}; pixels off by more than "
-              f"2: {np.mean(difference > 2):.1%}, more than 10: {np.mean(difference > 10):.2%}, max {difference.max():.0f}")
+              f"2: {np.mean(difference > 2):.1%}, more than 10: {np.mean(difference > 10):.2%}, "
+              f"max {difference.max():.0f}")
     # Where the difference comes from: Pillow's decoding, resized the way TensorFlow resizes (bilinear, no
     # antialiasing: a 224 -> 128 reduction samples 2 x 2 neighbours; Pillow's bilinear filter averages ~4 x 4)
     import tensorflow as tf

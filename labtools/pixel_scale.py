@@ -42,7 +42,8 @@ def choose(probabilities, labels):
     only = {normalize: int(np.sum(right[normalize] & ~right[not normalize])) for normalize in (True, False)}
     chance = sign_test(only[True], only[False])
     accuracy, raw_accuracy = right[True].mean(), right[False].mean()
-    margin, raw_margin = (float(np.median(scores.output_margins(probabilities[normalize]))) for normalize in (True, False))
+    margin, raw_margin = (float(np.median(scores.output_margins(probabilities[normalize])))
+                          for normalize in (True, False))
     measured = (f"chosen on {len(labels)} test images: {accuracy:.1%} right on 0..1, {raw_accuracy:.1%} on 0..255 "
                 f"({only[True]} right on 0..1 only, {only[False]} on 0..255 only: a sign test's p = {chance:.2g})")
     if chance < SIGNIFICANCE:

@@ -225,8 +225,8 @@ def evaluate_xray(filename, model, run_history, data_dir, test_images, plots_dir
         if "metrics" not in test:
             raise UsageError(f"{filename}: a chest X-ray model, and its test images are not here; {XRAY_DATA}")
         sys.stdout.flush()  # the line comes after the pair's name
-        print(f"evaluate.py: {filename}: its test images ({recorded or 'folder not recorded'}) are not here: the scores "
-              f"below are those recorded at the end of its training; to evaluate it again, {XRAY_DATA}",
+        print(f"evaluate.py: {filename}: its test images ({recorded or 'folder not recorded'}) are not here: the "
+              f"scores below are those recorded at the end of its training; to evaluate it again, {XRAY_DATA}",
               file=sys.stderr)
         scores.print_score(test["accuracy"])
         scores.print_xray_metrics(test["metrics"])

@@ -87,8 +87,9 @@ def test_the_lower_loss_would_grade_an_accurate_model_on_the_wrong_scale(name, t
         losses.append(loss)
         accuracies.append(accuracy)
     assert accuracies == [1.0, 1.0] and losses[1] < losses[0]
-    assert "so by how sure it is" in grading.choose_pixel_scale(name, model, grading.TestSets(data.get_data_mnist, data.prepare_inputs),
-                                                                 *grading.input_layout(model), {})[1]
+    test_sets = grading.TestSets(data.get_data_mnist, data.prepare_inputs)
+    assert "so by how sure it is" in grading.choose_pixel_scale(name, model, test_sets, *grading.input_layout(model),
+                                                                 {})[1]
 
 
 def test_a_models_margins_follow_its_outputs():
@@ -246,7 +247,8 @@ def test_a_model_whose_outputs_ignore_the_pixels_gets_the_sheets_scale_and_a_war
     for bias in (np.zeros(10), np.eye(10)[3] * 200):  # uniform, and one answer saturated whatever the pixels
         model = keras.Sequential([keras.Input((784,)), keras.layers.Dense(10, activation="softmax")])
         model.layers[-1].set_weights([np.zeros((784, 10)), bias.astype(np.float32)])
-        normalize, note = grading.choose_pixel_scale("flat", model, grading.TestSets(data.get_data_mnist, data.prepare_inputs), "flat", None, {})
+        test_sets = grading.TestSets(data.get_data_mnist, data.prepare_inputs)
+        normalize, note = grading.choose_pixel_scale("flat", model, test_sets, "flat", None, {})
         assert normalize and note.startswith("pixels 0..1, the sheets' scale: ") and "compare" in note, note
 
 

@@ -35,7 +35,8 @@ def test_real_radiographs_load_in_name_order_normal_first_each_with_its_folders_
             np.testing.assert_array_equal(image[..., 0], expected)
             assert loaded_label == label == ("PNEUMONIA" in str(path.parent))
     with Image.open(files["train"][0][0]) as train_image, Image.open(files["val"][0][0]) as val_image:
-        assert (train_image.mode, train_image.size, val_image.mode, val_image.size) == ("RGB", (128, 128), "L", (96, 96))
+        assert (train_image.mode, train_image.size, val_image.mode, val_image.size) == ("RGB", (128, 128), "L",
+                                                                                        (96, 96))
     only_test = xrays.load_xrays(XRAYS, splits=("test",))
     assert list(only_test) == ["test"] and np.array_equal(only_test["test"][0], splits["test"][0])
 
