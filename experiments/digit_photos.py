@@ -43,7 +43,7 @@ PHOTOS, PER_CLASS = 120, 12
 
 
 def fixed_127_preparation(gray, source="image"):
-    """predict.to_mnist as it was before 2026-12-05: paper light when the border's median is above 127."""
+    """predict.py's first preparation: paper light when the border's median is above 127."""
     border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
     if np.median(border) > 127:
         gray, border = 255 - gray, 255 - border

@@ -3,12 +3,12 @@ scale is known: the fixtures other Keras versions wrote (tests/fixtures/) and th
 
     python experiments/pixel_scale_rule.py [--all-seeds] [EXTRA_PAIR:0..1|0..255 ...]   (repository root, TensorFlow)
 
-Output: results/logs/pixel_scale_rule.txt. For each model and each scale, on the first 500, 1,000 and 2,000 test
+Output: results/logs/pixel_scale_rule.txt. For each model and each scale, on the first 500, 1,000 and 5,000 test
 images: its mistakes, its loss, and the median margin (ln p1 - ln p2, how much likelier its first choice is than
-its second, in nats; inf: the softmax saturated, p2 = 0 in float32); on the first 2,000, how many it gets right on
-one scale only, each way, and the sign test's p-value. Then what three rules choose, each marked WRONG where it
-misses: the lower loss on 500 images (until 2026-12-04), 2 points of accuracy on 1,000 images before the margins
-(until 2026-12-05), and grading.choose_pixel_scale (the sign test on 2,000 images before the margins).
+its second, in nats; inf: the softmax saturated, p2 = 0 in float32); on the first 5,000, how many it gets right on
+one scale only, each way, and the sign test's p-value (and its p-values on the first 2,000 and on all 10,000). Then what three rules choose, each marked WRONG where it
+misses: the lower loss on 500 images (evaluate.py's first rule), 2 points of accuracy on 1,000 images before the
+margins (its second), and grading.choose_pixel_scale (the sign test on 5,000 images before the margins).
 """
 
 import argparse
@@ -34,6 +34,7 @@ from labtools import grading, history, layout, pixel_scale, saved_models, scores
 
 FIXTURES = ROOT / "tests" / "fixtures"
 SHEET_SEEDS = ("", "_seed8", "_seed9")
+OTHER_COUNTS = (2000, 10000)  # the sign test on fewer and on all test images too: why AUTO_SCALE_IMAGES is 5,000
 
 
 def known_models(all_seeds):
@@ -52,7 +53,7 @@ def known_models(all_seeds):
 
 
 def two_points_rule(probabilities, labels):
-    """The rule of 2026-12-04: on 1,000 images, 2 points of accuracy decide; else the margins, as now."""
+    """evaluate.py's second rule: on 1,000 images, 2 points of accuracy decide; else the margins, as now."""
     accuracy = {normalize: scores.loss_and_accuracy(probabilities[normalize], labels)[1] for normalize in (True, False)}
     if abs(accuracy[True] - accuracy[False]) >= 0.02:
         return accuracy[True] > accuracy[False]
@@ -80,7 +81,8 @@ def main():
     with logs.tee("pixel_scale_rule.txt"):
         print(f"$ python experiments/pixel_scale_rule.py {' '.join(sys.argv[1:])}".rstrip())
         print(f"model | trained on | per scale (0..1 ; 0..255), first 500, 1,000 and {images:,} images: mistakes, "
-              f"loss, median margin | of {images:,}: right on 0..1 only, on 0..255 only, sign test's p | lower loss "
+              f"loss, median margin | of {images:,}: right on 0..1 only, on 0..255 only, sign test's p (its p on the "
+              f"first {' and '.join(f'{count:,}' for count in OTHER_COUNTS)}) | lower loss "
               "| 2 points | choose_pixel_scale")
         for label, path, normalized in [*known_models(args.all_seeds), *extra]:
             saved = saved_models.load(path)
@@ -89,13 +91,14 @@ def main():
             cells, losses, probabilities, right = [], {}, {}, {}
             for normalize in (True, False):
                 x, y, _ = test_sets.get(normalize, input_kind, data_format)
-                probabilities[normalize] = scores.as_probabilities(grading.run_model(path, model, x[:images]))[0]
-                right[normalize] = probabilities[normalize].argmax(axis=1) == y[:images].argmax(axis=1)
+                probabilities[normalize] = scores.as_probabilities(grading.run_model(path, model, x))[0]
+                right[normalize] = probabilities[normalize].argmax(axis=1) == y.argmax(axis=1)
                 for count in (500, 1000, images):
                     mistakes, loss, margin = measured(probabilities[normalize][:count], y[:count])
                     cells.append(f"{mistakes} {loss:.3f} {margin:.3g}")
                     losses[normalize, count] = loss
-            only = [int(np.sum(right[normalize] & ~right[not normalize])) for normalize in (True, False)]
+            only = {count: [int(np.sum(right[normalize][:count] & ~right[not normalize][:count]))
+                            for normalize in (True, False)] for count in OTHER_COUNTS + (images,)}
             choices = {"lower loss": losses[True, 500] <= losses[False, 500],
                        "2 points": two_points_rule({n: p[:1000] for n, p in probabilities.items()}, y[:1000])}
             choices["choose_pixel_scale"], note = grading.choose_pixel_scale(path, model, test_sets, input_kind,
@@ -104,7 +107,8 @@ def main():
                 wrong[rule] += chosen != normalized
             mark = {True: "", False: " WRONG"}
             print(f"{label} | {pixel_scale.PIXELS[normalized]} | {' / '.join(cells[:3])} ; {' / '.join(cells[3:])} | "
-                  f"{only[0]} {only[1]} {pixel_scale.sign_test(*only):.2g} | "
+                  f"{only[images][0]} {only[images][1]} {pixel_scale.sign_test(*only[images]):.2g} ("
+                  + ", ".join(f"{pixel_scale.sign_test(*only[count]):.2g}" for count in OTHER_COUNTS) + ") | "
                   + " | ".join(f"{pixel_scale.PIXELS[chosen]}{mark[chosen == normalized]}" for chosen in
                                choices.values()) + f" | {note}", flush=True)
         print("wrong choices: " + ", ".join(f"{rule} {count}" for rule, count in wrong.items()))
