@@ -6,7 +6,7 @@
     python -m labtools.bench --backends tensorflow,jax=.venv-jax/bin/python,torch=.venv-torch/bin/python
     python -m labtools.bench --models small --epochs 1 --train-limit 2000 --out /tmp/bench.md
 
-The peak is TensorFlow's own 4096x4096 matmul, float32 and bfloat16, measured in this process, with the kernels
+The peak is TensorFlow's own 4096x4096 matmul (--peak-size), float32 and bfloat16, measured in this process, with the kernels
 TensorFlow uses here (oneDNN or Eigen). Each row is a run of `python train.py` (the sheet's recipe, validation
 included) in a fresh process, right after; it divides the run's training GFLOP/s (FLOPs from the layer shapes of the
 pair it saves) by the peak of its own precision. The profile splits one training step (batch 200) of the small CNN
@@ -334,6 +334,8 @@ def make_parser():
     parser.add_argument("--epochs", type=int, default=2, help="epochs per row; the fastest is reported")
     parser.add_argument("--train-limit", type=int, metavar="N", help="train on the first N images only")
     parser.add_argument("--profile-steps", type=int, default=20, help="training steps the profile averages; 0: none")
+    parser.add_argument("--peak-size", type=int, default=4096, metavar="N",
+                        help="the peak's N x N matmul (smaller: quicker, further below the peak)")
     parser.add_argument("--compare", action="append", default=[], metavar="NAME=VALUE",
                         help="also time the small CNN's epoch with and without this environment setting, "
                              "in fresh processes, three times each (e.g. TF_ENABLE_ONEDNN_OPTS=1); repeatable")
@@ -373,7 +375,7 @@ def parse_args(argv=None):
 
 def run(args):
     backend.resolve_device("auto")
-    peaks = {precision: matmul_peak(precision) for precision in DTYPES}
+    peaks = {precision: matmul_peak(precision, args.peak_size) for precision in DTYPES}
     print("matmul peaks: " + ", ".join(f"{p} {g:.0f} GFLOP/s" for p, g in peaks.items()), flush=True)
     plan = [(name, "fp32") for name in args.models.split(",")]
     if native_bfloat16():  # else a bf16 epoch of the small CNN takes a quarter of an hour: the profile says why
@@ -415,7 +417,7 @@ def report(args, peaks, rows, profiles, comparisons, backends):
 
     lines = ["# Benchmark", "", f"Written by `python -m labtools.bench {' '.join(sys.argv[1:])}` (see "
              "labtools/bench.py's docstring for what each number is).", "",
-             "## Peaks: TensorFlow's own 4096x4096 matmul, this run", "",
+             f"## Peaks: TensorFlow's own {args.peak_size}x{args.peak_size} matmul, this run", "",
              markdown_table(["precision", "GFLOP/s"], [[p, f"{g:.0f}"] for p, g in peaks.items()]), "",
              f"## Training through train.py, the fastest of {args.epochs} epochs", "",
              "An epoch's time is train.py's: it includes the pass over the 10,000 validation images; GFLOP/s counts "

@@ -42,30 +42,41 @@ print(json.dumps({"environment": {k: v for k, v in os.environ.items() if environ
 """
 
 
-def imported(name, choose=True):
-    """What importing module `name` changed, in a fresh interpreter started from the environment before labtools
-    was imported (IMPORT_ONE); choose: KERAS_BACKEND unset where the backend left to choose is the suite's, else
-    set to it."""
+def start_import(name, choose=True):
+    """A fresh interpreter importing module `name` (IMPORT_ONE), started from the environment before labtools was
+    imported; choose: KERAS_BACKEND unset where the backend left to choose is the suite's, else set to it."""
     environment = {key: value for key, value in ENVIRONMENT_BEFORE_LABTOOLS.items() if key != "KERAS_BACKEND"}
     if not choose or backend.NAME != next(each for each in backend.BACKENDS if backend.installed(each)):
         environment["KERAS_BACKEND"] = backend.NAME
-    result = subprocess.run([sys.executable, "-c", IMPORT_ONE, name], cwd=ROOT, env=environment, capture_output=True,
-                            text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-2000:]
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    return subprocess.Popen([sys.executable, "-c", IMPORT_ONE, name], cwd=ROOT, env=environment,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def what_changed(process):
+    stdout, stderr = process.communicate(timeout=300)
+    assert process.returncode == 0, stderr[-2000:]
+    return json.loads(stdout.strip().splitlines()[-1])
 
 
 @pytest.fixture(scope="module")
-def keras_alone():
-    """What importing Keras and its framework changes by itself (TensorFlow sets TF2_BEHAVIOR and others)."""
-    return imported("keras", choose=False)
+def imports():
+    """What importing Keras alone ("keras": its framework sets TF2_BEHAVIOR and others) and each of the five files
+    changed, each in its own fresh interpreter, all started at once: the framework's import is most of the time."""
+    started = {"keras": start_import("keras", choose=False), **{name: start_import(name) for name in SHEET_FILES}}
+    try:
+        return {name: what_changed(process) for name, process in started.items()}
+    finally:
+        for process in started.values():  # after a failure: none left running
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
 
 
 @pytest.mark.parametrize("name", SHEET_FILES)
-def test_importing_a_sheet_file_changes_nothing_but_the_chosen_backend(name, keras_alone):
-    found = imported(name)
+def test_importing_a_sheet_file_changes_nothing_but_the_chosen_backend(name, imports):
+    found = imports[name]
     chosen = {"KERAS_BACKEND": backend.NAME} if found["backend_chosen_here"] else {}
-    assert found["environment"] == {**keras_alone["environment"], **chosen}
+    assert found["environment"] == {**imports["keras"]["environment"], **chosen}
     assert found["removed"] == [] and found["fds"] and found["stderr"]
     assert found["matplotlib"] is None or "MPLBACKEND" in os.environ  # nobody chose matplotlib's backend
     # models.py's one call: TensorFlow's channels_first convolutions (the sheet's own calls need it); nothing else
