@@ -185,20 +185,20 @@ def evaluate_pair(filename, test_sets, recipes, normalize=None, data_dir=None, p
         test_loss, test_accuracy, xray = xrays.evaluate_xray(filename, model, run_history, data_dir,
                                                              test_sets.xray_test_images, plots_dir)
     else:
-        compute_model = channels_last(model, recipe)
+        runnable = channels_last(model, recipe)  # the model as this CPU can run it
         try:
-            input_kind, data_format = input_layout(compute_model, recipe)
+            input_kind, data_format = input_layout(runnable, recipe)
         except ValueError as error:
             raise PairError(f"{filename}: not an MNIST digit model: {error}") from None
         options = recipe.input_options if recipe else {}
         if normalize is None:
             normalize = trained_normalize
         if normalize is None:
-            normalize, notes["pixels"] = choose_pixel_scale(filename, compute_model, test_sets, input_kind,
+            normalize, notes["pixels"] = choose_pixel_scale(filename, runnable, test_sets, input_kind,
                                                             data_format, options)
         print_notes(notes)
         x_test, y_test, images = test_sets.get(normalize, input_kind, data_format, **options)
-        probabilities, logits = scores.as_probabilities(run_model(filename, compute_model, x_test))
+        probabilities, logits = scores.as_probabilities(run_model(filename, runnable, x_test))
         if logits:
             notes["outputs"] = ("its outputs are not probabilities (no softmax at the end): scored by the largest, "
                                 "the loss from their softmax")
