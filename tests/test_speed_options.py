@@ -106,7 +106,7 @@ def test_bf16_trains_and_saves_a_float32_pair(tmp_path):
                     "refuses in one line (tests/test_backends.py)")
 def test_bench_writes_its_report_and_the_profile_adds_up(tmp_path):
     out = tmp_path / "BENCH.md"
-    # a small peak matmul and one model per backend: the report's shape, in a minute rather than two
+    # a small peak matmul and one model per backend: enough to check the report's shape
     assert bench.main(["--models", "mlp1", "--bf16-models", "", "--epochs", "1", "--train-limit", "500",
                        "--profile-steps", "3", "--peak-size", "512", "--backends", f"tensorflow={sys.executable}",
                        "--backend-models", "small", "--out", str(out)]) == 0
