@@ -7,12 +7,12 @@
     python -m labtools.bench --models small --epochs 1 --train-limit 2000 --out /tmp/bench.md
 
 The peak is TensorFlow's own 4096x4096 matmul (--peak-size), float32 and bfloat16, measured in this process, with
-the kernels TensorFlow uses here (oneDNN or Eigen). Each row is a run of `python train.py` (the sheet's recipe, validation
-included) in a fresh process, right after; it divides the run's training GFLOP/s (FLOPs from the layer shapes of the
-pair it saves) by the peak of its own precision. The profile splits one training step (batch 200) of the small CNN
-(its committed pair's architecture, compiled as the sheet compiles it) into TensorFlow's ops as its profiler
-recorded them, each with its FLOPs and its fraction of the peak. Options tried and dropped in earlier runs (XLA,
-slices, thread counts) are in results/logs/, not here.
+the kernels TensorFlow uses here (oneDNN or Eigen). Each row is a run of `python train.py` (the sheet's recipe,
+validation included) in a fresh process, right after; it divides the run's training GFLOP/s (FLOPs from the layer
+shapes of the pair it saves) by the peak of its own precision. The profile splits one training step (batch 200) of
+the small CNN (its committed pair's architecture, compiled as the sheet compiles it) into TensorFlow's ops as its
+profiler recorded them, each with its FLOPs and its fraction of the peak. Options tried and dropped in earlier runs
+(XLA, slices, thread counts) are in results/logs/, not here.
 """
 
 if __name__ == "__main__":  # run as a script: TensorFlow loaded first, its start-up lines filtered out
