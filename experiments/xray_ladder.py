@@ -95,8 +95,8 @@ def binary_cross_entropy(probabilities, labels):
 
 
 def train_run(seed, epochs, weighted, augment, train_set, holdout, test):
-    """Train one run; returns its per-epoch holdout loss and probabilities, the weights after each epoch, the
-    seconds of training, and a function giving test probabilities for the weights of a given epoch."""
+    """Train one run; returns its per-epoch holdout loss and probabilities, the seconds of training, a function
+    giving test probabilities for the weights of a given epoch, and the model (experiments/attribution.py's)."""
     keras.utils.set_random_seed(seed)
     backend.enable_determinism()
     (x, y), (x_hold, y_hold) = train_set, holdout
@@ -127,7 +127,7 @@ def train_run(seed, epochs, weighted, augment, train_set, holdout, test):
         model.set_weights(snapshots[epoch - 1])
         return scores.xray_probabilities(model, test[0])
 
-    return holdout_losses, holdout_probabilities, seconds, test_probabilities
+    return holdout_losses, holdout_probabilities, seconds, test_probabilities, model
 
 
 def summary(values):
@@ -230,8 +230,8 @@ def main():
     for rung, epochs, weighted, augment in (("unweighted", EPOCHS, False, False), ("weighted", EPOCHS, True, False),
                                             ("augmented", EPOCHS, True, True), ("longer", LONGEST, True, True)):
         for seed in seeds:
-            losses, probabilities, seconds, test_probabilities = train_run(seed, epochs, weighted, augment,
-                                                                           train_set, holdout, test)
+            losses, probabilities, seconds, test_probabilities, _ = train_run(seed, epochs, weighted, augment,
+                                                                              train_set, holdout, test)
             if rung == "longer":  # the epoch count is chosen once every seed's holdout curve is in
                 longer[seed] = (losses, probabilities, seconds, test_probabilities)
                 print(f"{rung} seed {seed}: holdout loss by epoch {', '.join(f'{v:.4f}' for v in losses)}; "

@@ -157,6 +157,32 @@ def enable_determinism():
     # jax: XLA_FLAGS (training_environment); its CPU kernels are deterministic
 
 
+def gradient(function, inputs):
+    """The gradient of sum(function(inputs)) with respect to inputs, as a NumPy array: function is built from Keras
+    layers and keras.ops, inputs a NumPy array. Keras has no gradient of its own outside training; each framework
+    takes it its way (labtools/inside.py's attribution maps)."""
+    import numpy as np
+
+    if NAME == "tensorflow":
+        import tensorflow as tf
+
+        inputs = tf.convert_to_tensor(inputs)
+        with tf.GradientTape() as tape:
+            tape.watch(inputs)
+            total = tf.reduce_sum(function(inputs))
+        return tape.gradient(total, inputs).numpy()
+    if NAME == "jax":
+        import jax
+
+        return np.asarray(jax.grad(lambda values: jax.numpy.sum(function(values)))(jax.numpy.asarray(inputs)))
+    import keras
+    import torch
+
+    inputs = keras.ops.convert_to_tensor(inputs).detach().requires_grad_(True)  # on Keras's device
+    (found,) = torch.autograd.grad(function(inputs).sum(), inputs)  # the weights' .grad left as they are
+    return found.detach().cpu().numpy()
+
+
 def random_state():
     """The framework's own random state, which Keras's variables do not hold, as arrays: PyTorch's global
     generators, from which Keras's Dropout draws there (its unseeded fast path); nothing on TensorFlow and JAX,

@@ -1,0 +1,172 @@
+"""See inside the CNNs: the first convolution's filters, every convolution's feature maps, and where a model looks.
+
+    python visualize.py                              # the sheets' CNNs and the ladder's best, in results/models/
+    python visualize.py results/models/large         # one pair, or any model evaluate.py reads (any Keras)
+    python visualize.py results/models/pneumonia --data-dir DIR     # the chest X-ray CNN, on your copy of the data
+    python visualize.py students/alice_cnn --out figures/
+
+Three figures per model, in --out: NAME_filters.png, NAME_feature_maps.png (for chosen test images: by default the
+first of each class) and NAME_attribution.png: where the model looks, for one right and one wrong test image of
+each class (radiographs: three of each), by integrated gradients, the method that passed the deletion check on
+every model; Grad-CAM did not (docs/inside.md). The maps explain the class the model chose.
+"""
+
+if __name__ == "__main__":  # run as a script: Keras's backend loaded first, its start-up lines filtered out
+    from labtools import console
+
+    console.start("visualize.py")
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+import data
+import models
+from labtools import backend, console, grading, history, inside, report, xrays
+from labtools.errors import PROJECT_ERRORS, PairError, UsageError
+
+DEFAULT_MODELS = ["small", "medium", "large", "large_original", "arn_cnn", "best", "pneumonia"]
+XRAY_EXAMPLES = 3  # radiographs per class, right and wrong
+
+
+def make_parser():
+    parser = console.HelpParser(description="Draw the filters, feature maps and attribution maps of saved CNNs.")
+    parser.add_argument("paths", nargs="*", metavar="PATH",
+                        help="saved models, as evaluate.py takes them (default: the seed-7 pairs of "
+                             f"{', '.join(DEFAULT_MODELS)} in {history.DEFAULT_OUT}/models)")
+    parser.add_argument("--out", default=f"{history.DEFAULT_OUT}/plots", metavar="DIR", help="where the figures go")
+    parser.add_argument("--images", metavar="I,J,...",
+                        help="test images for the feature maps, by index (default: the first of each class)")
+    parser.add_argument("--data-dir", metavar="DIR", help="chest X-ray tree for pneumonia models "
+                                                           "(default: the one it was trained on)")
+    parser.add_argument("--normalize", choices=["auto", "yes", "no"], default="auto",
+                        help="pixels /255 (yes) or 0..255 (no); auto: as evaluate.py decides")
+    return parser
+
+
+def first_of_each_class(labels):
+    return [int(np.flatnonzero(labels == label)[0]) for label in np.unique(labels)]
+
+
+def chosen_images(args, labels):
+    if not args.images:
+        return first_of_each_class(labels)
+    try:
+        indices = [int(index) for index in args.images.split(",")]
+    except ValueError:
+        raise UsageError(f"--images {args.images}: give test image indices, such as 0,1,2") from None
+    if not indices or min(indices) < 0 or max(indices) >= len(labels):
+        raise UsageError(f"--images {args.images}: indices go from 0 to {len(labels) - 1}")
+    return indices
+
+
+def test_images(filename, recipe, model, run_history, args, test_sets):
+    """(model inputs, images to show (N, H, W), labels, class names, credit line or None) of the test set the
+    model was made for: MNIST's, or its chest X-ray tree's."""
+    if recipe is not None and recipe.input_kind == "xray":
+        recorded = run_history.get("config", {}).get("data_dir")
+        found = args.data_dir or next((path for path in ([recorded, xrays.ROOT / recorded] if recorded else [])
+                                       if Path(path).is_dir()), None)
+        if found is None:
+            raise UsageError(f"{filename}: a chest X-ray model, and its test images are not here; {xrays.XRAY_DATA}")
+        images, labels, _, stored_as = test_sets.xray_test_images(found)
+        return (images, images[..., 0], labels[:, 0].astype(int), list(xrays.XRAY_CLASSES),
+                report.xray_source(stored_as, short=True))
+    try:
+        input_kind, data_format = grading.input_layout(model, recipe)
+    except ValueError as error:
+        raise PairError(f"{filename}: not an MNIST digit model: {error}") from None
+    options = recipe.input_options if recipe else {}
+    normalize = {"auto": None, "yes": True, "no": False}[args.normalize]
+    if normalize is None:
+        normalize = run_history.get("config", {}).get("normalize", recipe.normalize if recipe else None)
+    if normalize is None:
+        normalize, _ = grading.choose_pixel_scale(filename, model, test_sets, input_kind, data_format, options)
+    inputs, labels, images = test_sets.get(normalize, input_kind, data_format, **options)
+    return inputs, images[:, 0], labels.argmax(axis=1), [str(digit) for digit in range(10)], None
+
+
+def draw(filename, args, test_sets, run=None):
+    """The three figures of one saved model; returns their paths."""
+    run = run or Path(filename).name
+    run_history = history.read_history(filename) or {}
+    saved, recipe, _ = grading.load_run(filename, models.MODELS, run_history)
+    model = grading.channels_last(saved.model, recipe)
+    try:
+        probe = inside.Probe(model)
+    except ValueError as error:
+        raise PairError(f"{filename}: {error}") from None
+    inputs, images, labels, class_names, credit = test_images(filename, recipe, model, run_history, args, test_sets)
+    size = images.shape[1:3]
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [out / f"{run}_{kind}.png" for kind in ("filters", "feature_maps", "attribution")]
+
+    kernels = probe.first_filters()
+    inside.plot_filters(kernels, paths[0], f"{run}: the first convolution's {kernels.shape[-1]} filters, "
+                                           f"{kernels.shape[0]} x {kernels.shape[1]}")
+
+    shown = chosen_images(args, labels)
+    maps = probe.feature_maps(inputs[shown])
+    names = [f"convolution {number} ({name})" for number, (name, _) in enumerate(maps, start=1)]
+    inside.plot_feature_maps(images[shown], [(name, found) for name, (_, found) in zip(names, maps)],
+                             [f"test {index}: {class_names[labels[index]]}" for index in shown], paths[1],
+                             f"{run}: every convolution's feature maps (after its relu), test images", credit)
+
+    probabilities = inside.probabilities(model, inputs)
+    predictions = probabilities.argmax(axis=1)
+    per_class = 1 if credit is None else XRAY_EXAMPLES
+    rows, row_names = [], []
+    for kind in ("right", "wrong"):
+        for number in range(per_class):
+            row = []
+            for label in range(len(class_names)):
+                found = np.flatnonzero((labels == label) & ((predictions == labels) == (kind == "right")))
+                row.append(int(found[number]) if number < len(found) else None)
+            rows.append(row)
+            row_names.append(kind if per_class == 1 else f"{kind} {number + 1}")
+    chosen = sorted({index for row in rows for index in row if index is not None})
+    attributions, _ = probe.integrated_gradients(inputs[chosen], predictions[chosen])
+    found_maps = dict(zip(chosen, inside.pixel_maps(attributions, size)))
+    panels = [[None if index is None else
+               (images[index], found_maps[index],
+                (f"true {class_names[labels[index]]}, called " if credit is None else "called ")
+                + f"{class_names[predictions[index]]}\np={probabilities[index, predictions[index]]:.2f}, test {index}",
+                predictions[index] != labels[index]) for index in row] for row in rows]
+    if credit is not None:  # radiographs: a row per class, its right ones, then its wrong ones
+        panels, row_names = [list(column) for column in zip(*panels)], [f"true {name}" for name in class_names]
+    inside.plot_attributions(panels, row_names, paths[2],
+                             f"{run}: where it looks, by integrated gradients (red: for the class it chose, blue: "
+                             "against);\nthe first test images it gets right and wrong (red titles) of each class",
+                             credit, box=inside.CHEST_BOX if credit is not None else None)
+    for path in paths:
+        print(f"   wrote {path}")
+    return paths
+
+
+def run(args):
+    print(backend.describe(), flush=True)
+    default = not args.paths
+    paths = args.paths or [str(Path(history.DEFAULT_OUT) / "models" / name) for name in DEFAULT_MODELS]
+    pairs = grading.find_pairs([path for path in paths if not default or Path(path).with_suffix(".json").is_file()])
+    if not pairs:
+        raise UsageError(f"no trained model in {', '.join(paths)}; train one first: python train.py --model large")
+    test_sets = grading.TestSets(data.get_data_mnist, data.prepare_inputs)
+    failures = 0
+    for filename in pairs:
+        print(f"== {filename}", flush=True)
+        try:
+            draw(filename, args, test_sets)
+        except PROJECT_ERRORS as error:  # one model that cannot be drawn does not stop the others
+            print(f"visualize.py: {'skipped' if default else 'error'}: {error}", file=sys.stderr, flush=True)
+            failures += not default
+    return 1 if failures else 0
+
+
+def main(argv=None):
+    return console.run("visualize.py", run, make_parser().parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
