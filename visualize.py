@@ -103,11 +103,11 @@ def draw(filename, args, test_sets, run=None):
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / f"{run}_{kind}.png" for kind in ("filters", "feature_maps", "attribution")]
 
+    shown = chosen_images(args, labels)  # a bad --images before any figure is written
     kernels = probe.first_filters()
     inside.plot_filters(kernels, paths[0], f"{run}: the first convolution's {kernels.shape[-1]} filters, "
                                            f"{kernels.shape[0]} x {kernels.shape[1]}")
 
-    shown = chosen_images(args, labels)
     maps = probe.feature_maps(inputs[shown])
     names = [f"convolution {number} ({name})" for number, (name, _) in enumerate(maps, start=1)]
     inside.plot_feature_maps(images[shown], [(name, found) for name, (_, found) in zip(names, maps)],

@@ -4,11 +4,11 @@ and where the pneumonia CNNs look: inside the chest or outside it.
     python experiments/attribution.py [--digits 500] [--data-dir DIR]
 
 Per model (the seed-7 pairs of the sheets' CNNs and the ladder's best; with --data-dir, the three committed
-pneumonia pairs and the X-ray ladder's best rung, `augmented`, trained here for seeds 7, 8, 9 as
+pneumonia pairs and the X-ray ladder's best rung, `augmented`, trained here for --rung-seeds as
 experiments/xray_ladder.py trains it): the first --digits test digits (all 624 test radiographs), each explained for
 the class the model chose, by integrated gradients and by Grad-CAM (labtools/inside.py). The deletion check sets
-each image's pixels to black in the map's order, in 50 steps of 2% of the pixels, and records the probability of
-that class; its area (AUC, lower is better) is compared with the same deletion in random order, in order of the
+each image's pixels to black in the map's order, in 50 steps of 2% of the pixels (radiographs: 25 of 4%), and
+records the probability of that class; its area (AUC, lower is better) is compared with the same deletion in random order, in order of the
 pixel's brightness, and in the order of the maps of the same architecture with its weights re-drawn at random
 (Adebayo et al. 2018), image by image. A map passes where its mean AUC is at most 80% of random order's and the 95%
 bootstrap interval of the per-image difference lies above 0; it is specific to the trained model where it also
@@ -16,7 +16,9 @@ beats the randomised model's maps so. For the radiographs, also the share of eac
 falls outside the chest box (labtools/inside.CHEST_BOX), for right and wrong predictions.
 
 Writes results/logs/attribution.txt (what it prints) and attribution.json, and the figures
-results/plots/attribution_deletion.png and, with --data-dir, pneumonia_outside_chest.png.
+results/plots/attribution_deletion.png and, with --data-dir, pneumonia_outside_chest.png. --tables prints the
+tables of docs/inside.md from attribution.json and draws the figures again, without computing (added to the end of
+attribution.txt).
 """
 
 import json
@@ -41,8 +43,8 @@ from labtools import backend, files, grading, history, inside, plots, report, xr
 
 MNIST_MODELS = ["small", "medium", "large", "large_original", "arn_cnn", "best"]
 XRAY_PAIRS = ["pneumonia", "pneumonia_seed8", "pneumonia_seed9"]
-XRAY_RUNG_SEEDS = (7, 8, 9)
-FRACTIONS = np.linspace(0, 1, 51)  # 2% of the pixels a step
+FRACTIONS = np.linspace(0, 1, 51)  # digits: 2% of the pixels a step
+XRAY_FRACTIONS = np.linspace(0, 1, 26)  # radiographs: 4% a step (each step predicts 624 images at 128 x 128, 6 times)
 MARGIN = 0.8  # a map passes at a mean AUC of at most 80% of its control's
 RANDOM_WEIGHTS_SEED, ORDER_SEED, BOOTSTRAP = 0, 0, 2000
 ORDERS = ["integrated gradients", "Grad-CAM", "random order", "brightness", "integrated gradients, random weights",
@@ -63,7 +65,7 @@ def verdict(areas, method, control):
             "passes": bool(mean <= MARGIN * reference and low > 0)}
 
 
-def check(name, model, inputs, images, labels):
+def check(name, model, inputs, images, labels, fractions=FRACTIONS):
     """The deletion check of one model on inputs (N, H, W, 1), as the module docstring says; returns a record."""
     size = images.shape[1:3]
     started = time.perf_counter()
@@ -79,10 +81,11 @@ def check(name, model, inputs, images, labels):
     orders = {method: inside.deletion_orders(found_maps, ORDER_SEED) for method, found_maps in maps.items()}
     orders["random order"] = inside.random_orders(len(inputs), size[0] * size[1], ORDER_SEED)
     orders["brightness"] = inside.deletion_orders(images, ORDER_SEED)
-    curves = {method: inside.deletion_curves(model, inputs, classes, orders[method], FRACTIONS) for method in ORDERS}
-    areas = {method: inside.area(curve, FRACTIONS) for method, curve in curves.items()}
+    curves = {method: inside.deletion_curves(model, inputs, classes, orders[method], fractions) for method in ORDERS}
+    areas = {method: inside.area(curve, fractions) for method, curve in curves.items()}
     record = {"model": name, "images": len(inputs), "accuracy": float(np.mean(classes == labels)),
               "ig_completeness_gap_median": float(np.median(gaps)), "ig_completeness_gap_max": float(gaps.max()),
+              "fractions": fractions.round(4).tolist(),
               "auc": {method: float(values.mean()) for method, values in areas.items()},
               "curves": {method: curve.mean(axis=0).round(5).tolist() for method, curve in curves.items()},
               "rank_correlation_with_random_weights": {
@@ -111,21 +114,33 @@ def print_record(record):
           f"{record['ig_completeness_gap_max']:.4f}; {record['seconds']:.0f} s", flush=True)
 
 
+def mean_share(shares):
+    """The mean of the shares that exist (a map with no positive value has none), or None."""
+    shares = shares[~np.isnan(shares)]
+    return float(shares.mean()) if len(shares) else None
+
+
+def percent(value):
+    return "-" if value is None else f"{value:.1%}"
+
+
 def outside(name, maps, classes, labels):
-    """The share of positive attribution outside the chest box, per method, for right and wrong predictions."""
+    """The share of positive attribution outside the chest box, per method, for right and wrong predictions;
+    "empty": the maps with no positive value (Grad-CAM's relu can leave none)."""
     right = classes == labels
     record = {}
     for method in ("integrated gradients", "Grad-CAM"):
         shares = inside.outside_share(maps[method])
-        record[method] = {"right": float(np.nanmean(shares[right])), "wrong": float(np.nanmean(shares[~right])),
+        record[method] = {"right": mean_share(shares[right]), "wrong": mean_share(shares[~right]),
                           "right_count": int(right.sum()), "wrong_count": int((~right).sum()),
-                          "normal_called_pneumonia": float(np.nanmean(shares[(labels == 0) & ~right])),
-                          "pneumonia_called_normal": float(np.nanmean(shares[(labels == 1) & ~right])),
-                          "shares": shares.round(4).tolist()}
+                          "normal_called_pneumonia": mean_share(shares[(labels == 0) & ~right]),
+                          "pneumonia_called_normal": mean_share(shares[(labels == 1) & ~right]),
+                          "empty": int(np.isnan(shares).sum()), "shares": shares.round(4).tolist()}
     print(f"   outside the chest box ({1 - inside.box_area():.0%} of the image): " + "; ".join(
-        f"{method}: right {found['right']:.1%} ({found['right_count']}), wrong {found['wrong']:.1%} "
-        f"({found['wrong_count']}: NORMAL called PNEUMONIA {found['normal_called_pneumonia']:.1%}, PNEUMONIA "
-        f"called NORMAL {found['pneumonia_called_normal']:.1%})" for method, found in record.items()), flush=True)
+        f"{method}: right {percent(found['right'])} ({found['right_count']}), wrong {percent(found['wrong'])} "
+        f"({found['wrong_count']}: NORMAL called PNEUMONIA {percent(found['normal_called_pneumonia'])}, PNEUMONIA "
+        f"called NORMAL {percent(found['pneumonia_called_normal'])}); {found['empty']} maps with nothing positive"
+        for method, found in record.items()), flush=True)
     return record
 
 
@@ -163,7 +178,7 @@ def figure_deletion(records, path):
     for axis, record in zip(axes.ravel(), records):
         for method in shown:
             style, colour = styles[method]
-            axis.plot(FRACTIONS * 100, record["curves"][method], style, color=colour,
+            axis.plot(np.array(record["fractions"]) * 100, record["curves"][method], style, color=colour,
                       label=f"{method} ({record['auc'][method]:.2f})")
         axis.set_title(f"{record['model']} ({record['images']} images)", fontsize=8)
         axis.set_xlabel("pixels set to black (%)", fontsize=7)
@@ -203,12 +218,50 @@ def figure_outside(records, path):
     figure.savefig(path, dpi=110)
 
 
+def tables(found):
+    """The Markdown tables of docs/inside.md, from attribution.json's records."""
+    def mark(record, method):
+        return " / ".join("yes" if record[method][control]["passes"] else "**no**"
+                          for control in ("random order", "brightness", f"{method}, random weights"))
+
+    lines = ["| model | images | accuracy | AUC: integrated gradients | Grad-CAM | random order | brightness | "
+             "IG, random weights | Grad-CAM, random weights | IG passes (random / brightness / random weights) | "
+             "Grad-CAM passes |", "|" + " --- |" * 11]
+    for record in found["mnist"] + found["xrays"]:
+        auc = record["auc"]
+        lines.append(f"| {record['model']} | {record['images']} | {100 * record['accuracy']:.2f}% | "
+                     + " | ".join(f"{auc[method]:.3f}" for method in ORDERS)
+                     + f" | {mark(record, 'integrated gradients')} | {mark(record, 'Grad-CAM')} |")
+    if found["xrays"]:
+        lines += ["", "| model | right / wrong | IG outside the box: right | wrong | NORMAL called PNEUMONIA | "
+                      "PNEUMONIA called NORMAL | Grad-CAM outside: right | wrong | Grad-CAM maps with nothing positive |",
+                  "|" + " --- |" * 9]
+        for record in found["xrays"]:
+            ig, cam = record["outside"]["integrated gradients"], record["outside"]["Grad-CAM"]
+            lines.append(f"| {record['model']} | {ig['right_count']} / {ig['wrong_count']} | "
+                         + " | ".join(percent(value) for value in (ig["right"], ig["wrong"],
+                                                                   ig["normal_called_pneumonia"],
+                                                                   ig["pneumonia_called_normal"], cam["right"],
+                                                                   cam["wrong"])) + f" | {cam['empty']} |")
+    return "\n".join(lines)
+
+
 def main():
     parser = console.HelpParser(description="The deletion check of the attribution maps (see this script's docstring).")
     parser.add_argument("--digits", type=int, default=500, help="MNIST test digits per model")
     parser.add_argument("--data-dir", metavar="DIR", help="the chest X-ray tree (without it: digits only)")
     parser.add_argument("--models", default=",".join(MNIST_MODELS), help="the MNIST pairs (seed 7) to check")
+    parser.add_argument("--rung-seeds", default="7", help="the seeds of the X-ray ladder's augmented rung")
+    parser.add_argument("--tables", action="store_true",
+                        help="print docs/inside.md's tables from attribution.json and redraw the figures, without "
+                             "computing (added to the end of attribution.txt)")
     args = parser.parse_args()
+    if args.tables:
+        found = json.loads((logs.LOGS / "attribution.json").read_text())
+        with logs.tee("attribution.txt", append=True):
+            print(f"\n$ python experiments/attribution.py --tables\n{tables(found)}")
+        draw(found["mnist"], found["xrays"])
+        return
     if args.data_dir:
         try:
             xrays.xray_files(args.data_dir)
@@ -219,7 +272,7 @@ def main():
           f"{history.machine_description()}; commit {history.commit_description()}; machine shared with other work")
     print(f"$ python experiments/attribution.py --digits {args.digits}"
           + (f" --models {args.models}" if args.models != parser.get_default("models") else "")
-          + (f" --data-dir {args.data_dir}" if args.data_dir else ""), flush=True)
+          + (f" --data-dir {args.data_dir} --rung-seeds {args.rung_seeds}" if args.data_dir else ""), flush=True)
     records, xray_records = [], []
     test_sets = grading.TestSets(data.get_data_mnist, data.prepare_inputs)
     for name in args.models.split(","):
@@ -240,8 +293,8 @@ def main():
         credit = report.xray_source(xrays.test_images_stored_as(args.data_dir), short=True)
         print(f"chest X-rays: {len(labels)} test radiographs ({credit}); chest box {inside.CHEST_BOX} (x from, x to, "
               f"y from, y to, fractions of the side)", flush=True)
-        candidates = [(name, None) for name in XRAY_PAIRS] + [(f"augmented rung seed {seed}", seed)
-                                                             for seed in XRAY_RUNG_SEEDS]
+        candidates = [(name, None) for name in XRAY_PAIRS] + [(f"augmented rung seed {seed}", int(seed))
+                                                             for seed in args.rung_seeds.split(",")]
         for name, seed in candidates:
             if seed is None:
                 saved, recipe, _ = grading.load_run(ROOT / "results" / "models" / name, models.MODELS)
@@ -249,21 +302,27 @@ def main():
             else:
                 model, how = xray_rung(seed, args.data_dir, splits, files_by_split)
                 print(f"{name}: {how}", flush=True)
-            record, maps, classes = check(name, model, inputs, inputs[..., 0], labels)
+            record, maps, classes = check(name, model, inputs, inputs[..., 0], labels, XRAY_FRACTIONS)
             print_record(record)
             record["outside"] = outside(name, maps, classes, labels)
             record["right"] = (classes == labels).tolist()
             xray_records.append(record)
     out = logs.LOGS / "attribution.json"
     out.write_text(json.dumps({"machine": history.machine_description(), "versions": backend.versions(),
-                               "fractions": FRACTIONS.round(4).tolist(), "chest_box": inside.CHEST_BOX,
+                               "chest_box": inside.CHEST_BOX,
                                "mnist": records, "xrays": xray_records}) + "\n")
-    figure_deletion(records + xray_records, ROOT / "results" / "plots" / "attribution_deletion.png")
-    written = ["results/logs/attribution.json", "results/plots/attribution_deletion.png"]
+    print(f"\n{tables({'mnist': records, 'xrays': xray_records})}")
+    print(f"\nWrote results/logs/attribution.json, {', '.join(draw(records, xray_records))}")
+
+
+def draw(records, xray_records):
+    """The figures; returns their paths."""
+    written = ["results/plots/attribution_deletion.png"]
+    figure_deletion(records + xray_records, ROOT / written[0])
     if xray_records:
-        figure_outside(xray_records, ROOT / "results" / "plots" / "pneumonia_outside_chest.png")
         written.append("results/plots/pneumonia_outside_chest.png")
-    print(f"\nWrote {', '.join(written)}")
+        figure_outside(xray_records, ROOT / written[1])
+    return written
 
 
 if __name__ == "__main__":

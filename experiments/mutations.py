@@ -90,6 +90,15 @@ MUTATIONS = [
      "            if False:"),
     ("predict.py takes dark ink for a photo whose mean is over 127", "predict.py", "    dark = -low > high\n",
      "    dark = gray.mean() > 127\n"),
+    ("integrated gradients forget the (pixel - black) factor", "labtools/inside.py",
+     "found.append(batch * gradients", "found.append(1 * gradients"),
+    ("Grad-CAM keeps its negative values", "labtools/inside.py",
+     "cam = np.maximum((weights * activations).sum(axis=-1), 0)", "cam = (weights * activations).sum(axis=-1)"),
+    ("the deletion check deletes one pixel too many at each step", "labtools/inside.py",
+     "deleted = np.where(ranks < round", "deleted = np.where(ranks <= round"),
+    ("the deletion check breaks ties by position", "labtools/inside.py",
+     "np.stack([np.lexsort((rng.random(flat.shape[1]), -row)) for row in flat])",
+     "np.stack([np.argsort(-row, kind=\"stable\") for row in flat])"),
 ]
 
 

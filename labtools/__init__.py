@@ -22,6 +22,7 @@ Importing the package chooses the Keras backend where KERAS_BACKEND is unset (ba
     grading        evaluating folders of saved models (a teacher's desk), the evaluation cache
     report         RESULTS.md, its tables, the CSV, the README blocks
     plots          the figures
+    inside         inside a CNN: filters, feature maps, attribution maps and their deletion check (visualize.py)
     bench          speed against the machine's peak (python -m labtools.bench)
     gpu_check      training on a GPU, on each backend (python -m labtools.gpu_check)
 """

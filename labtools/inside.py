@@ -65,9 +65,13 @@ class Probe:
 
     def _check_chain(self, chain):
         sample = np.random.default_rng(0).random((2, *self.model.input_shape[1:]), dtype=np.float32)
-        through = ops.convert_to_numpy(self.run(sample, 0, None, chain))
         direct = ops.convert_to_numpy(self.model(sample, training=False))
-        if through.shape != direct.shape or not np.allclose(through, direct, rtol=1e-3, atol=1e-4):
+        try:
+            through = ops.convert_to_numpy(self.run(sample, 0, None, chain))
+        except Exception:  # a layer that takes several inputs, or other shapes than its predecessor gives
+            through = None
+        if through is None or through.shape != direct.shape or not np.allclose(through, direct, rtol=1e-3,
+                                                                                 atol=1e-4):
             raise ValueError("it is not a chain of layers (each taking the one before it): only such models "
                              "(every Sequential model) can be opened here")
 

@@ -42,9 +42,11 @@ def parsers():
     import evaluate
     import predict
     import train
+    import visualize
     from labtools import bench, gpu_check
 
     return {"train.py": train.make_parser(), "evaluate.py": evaluate.make_parser(), "predict.py": predict.make_parser(),
+            "visualize.py": visualize.make_parser(),
             "-m labtools.bench": bench.make_parser(), "-m labtools.gpu_check": gpu_check.make_parser()}
 
 
