@@ -23,7 +23,7 @@ import numpy as np
 
 import data
 import models
-from labtools import backend, console, grading, history, inside, report, xrays
+from labtools import backend, console, grading, history, inside, report, saved_models, xrays
 from labtools.errors import PROJECT_ERRORS, PairError, UsageError
 
 DEFAULT_MODELS = ["small", "medium", "large", "large_original", "arn_cnn", "best", "pneumonia"]
@@ -87,9 +87,11 @@ def test_images(filename, recipe, model, run_history, args, test_sets):
     return inputs, images[:, 0], labels.argmax(axis=1), [str(digit) for digit in range(10)], None
 
 
-def draw(filename, args, test_sets, run=None):
+def draw(filename, args, test_sets):
     """The three figures of one saved model; returns their paths."""
-    run = run or Path(filename).name
+    run = Path(filename).name
+    if Path(run).suffix in (saved_models.KERAS_SUFFIX, *saved_models.HDF5_SUFFIXES):  # a single-file model
+        run = Path(run).stem
     run_history = history.read_history(filename) or {}
     saved, recipe, _ = grading.load_run(filename, models.MODELS, run_history)
     model = grading.channels_last(saved.model, recipe)
@@ -112,7 +114,7 @@ def draw(filename, args, test_sets, run=None):
     names = [f"convolution {number} ({name})" for number, (name, _) in enumerate(maps, start=1)]
     inside.plot_feature_maps(images[shown], [(name, found) for name, (_, found) in zip(names, maps)],
                              [f"test {index}: {class_names[labels[index]]}" for index in shown], paths[1],
-                             f"{run}: every convolution's feature maps (after its relu), test images", credit)
+                             f"{run}: every convolution's feature maps (after its activation), test images", credit)
 
     probabilities = inside.probabilities(model, inputs)
     predictions = probabilities.argmax(axis=1)

@@ -124,6 +124,14 @@ def percent(value):
     return "-" if value is None else f"{value:.1%}"
 
 
+def brightness_outside(images):
+    """The mean share of the radiographs' own brightness outside the chest box, the level of a map that follows
+    the image rather than the model (integrated gradients carry a pixel's value as a factor), and a line saying so."""
+    share = float(np.mean(inside.outside_share(images[..., 0])))
+    return share, (f"the radiographs' brightness outside the chest box: {share:.1%} on average (a uniform map: "
+                   f"{1 - inside.box_area():.0%})")
+
+
 def outside(name, maps, classes, labels):
     """The share of positive attribution outside the chest box, per method, for right and wrong predictions;
     "empty": the maps with no positive value (Grad-CAM's relu can leave none)."""
@@ -194,25 +202,35 @@ def figure_deletion(records, path):
     figure.savefig(path, dpi=110)
 
 
-def figure_outside(records, path):
-    figure, axes = plots.subplots(1, 2, figsize=(11, 3.8))
+def short_name(model):
+    return model.replace("pneumonia_seed", "seed ").replace("pneumonia", "seed 7").replace(" rung seed ", " ")
+
+
+def figure_outside(records, path, brightness=None):
+    """Boxes of the outside-the-box shares, right and wrong, per model and method; brightness: the radiographs'
+    own mean share (brightness_outside), drawn as a line."""
+    figure, axes = plots.subplots(1, 2, figsize=(11, 4))
     for axis, method in zip(axes, ("integrated gradients", "Grad-CAM")):
         data_, names = [], []
         for record in records:
             shares = np.array(record["outside"][method]["shares"], dtype=float)
             right = np.array(record["right"], dtype=bool)
             data_ += [shares[right & ~np.isnan(shares)], shares[~right & ~np.isnan(shares)]]
-            names += [f"{record['model']}\nright", "wrong"]
+            names += [f"{short_name(record['model'])}\nright", "wrong"]
         axis.boxplot(data_, showfliers=False)
         axis.set_xticks(range(1, len(names) + 1), names, fontsize=6)
         axis.axhline(1 - inside.box_area(), color="gray", linestyle=":", label="share of the image outside the box")
+        if brightness is not None:
+            axis.axhline(brightness, color="#2ca02c", linestyle="--",
+                         label="share of the radiographs' brightness outside it")
         axis.set_ylabel("positive attribution outside the chest box", fontsize=8)
         axis.set_ylim(0, 1)
         axis.set_title(method, fontsize=9)
         axis.legend(fontsize=7)
         axis.grid(alpha=0.3, axis="y")
-    figure.suptitle("Where the pneumonia CNNs look: the share of each map outside the chest box, right and wrong "
-                    "predictions (624 test radiographs)", fontsize=9)
+    figure.suptitle("Where the pneumonia CNNs look: the share of each map's positive attribution outside the chest box, "
+                    "right and wrong predictions\n(624 test radiographs; seed 7, 8, 9: the committed pneumonia pairs; "
+                    "augmented 7: the X-ray ladder's best rung, seed 7)", fontsize=9)
     figure.tight_layout(rect=(0, 0.04, 1, 1))
     plots._credit(figure, "experiments/attribution.py; chest X-rays: Kermany et al. 2018, CC BY 4.0")
     figure.savefig(path, dpi=110)
@@ -234,15 +252,17 @@ def tables(found):
                      + f" | {mark(record, 'integrated gradients')} | {mark(record, 'Grad-CAM')} |")
     if found["xrays"]:
         lines += ["", "| model | right / wrong | IG outside the box: right | wrong | NORMAL called PNEUMONIA | "
-                      "PNEUMONIA called NORMAL | Grad-CAM outside: right | wrong | Grad-CAM maps with nothing positive |",
-                  "|" + " --- |" * 9]
+                      "PNEUMONIA called NORMAL | IG maps over half outside | Grad-CAM outside: right | wrong | Grad-CAM maps "
+                  "with nothing positive |", "|" + " --- |" * 10]
         for record in found["xrays"]:
             ig, cam = record["outside"]["integrated gradients"], record["outside"]["Grad-CAM"]
+            shares = np.array(ig["shares"], dtype=float)
+            over_half = f"{int(np.sum(shares > 0.5))} of {len(shares)}"
             lines.append(f"| {record['model']} | {ig['right_count']} / {ig['wrong_count']} | "
                          + " | ".join(percent(value) for value in (ig["right"], ig["wrong"],
                                                                    ig["normal_called_pneumonia"],
-                                                                   ig["pneumonia_called_normal"], cam["right"],
-                                                                   cam["wrong"])) + f" | {cam['empty']} |")
+                                                                   ig["pneumonia_called_normal"]))
+                         + f" | {over_half} | {percent(cam['right'])} | {percent(cam['wrong'])} | {cam['empty']} |")
     return "\n".join(lines)
 
 
@@ -254,13 +274,19 @@ def main():
     parser.add_argument("--rung-seeds", default="7", help="the seeds of the X-ray ladder's augmented rung")
     parser.add_argument("--tables", action="store_true",
                         help="print docs/inside.md's tables from attribution.json and redraw the figures, without "
-                             "computing (added to the end of attribution.txt)")
+                             "computing the maps (added to the end of attribution.txt); with --data-dir, also the "
+                             "radiographs' brightness outside the chest box")
     args = parser.parse_args()
     if args.tables:
         found = json.loads((logs.LOGS / "attribution.json").read_text())
         with logs.tee("attribution.txt", append=True):
-            print(f"\n$ python experiments/attribution.py --tables\n{tables(found)}")
-        draw(found["mnist"], found["xrays"])
+            print(f"\n$ python experiments/attribution.py --tables" + (f" --data-dir {args.data_dir}" if args.data_dir
+                                                                       else "") + f"\n{tables(found)}")
+            brightness = None
+            if args.data_dir:
+                brightness, line = brightness_outside(xrays.load_xrays(args.data_dir, splits=("test",))["test"][0])
+                print(line)
+        draw(found["mnist"], found["xrays"], brightness)
         return
     if args.data_dir:
         try:
@@ -292,7 +318,7 @@ def main():
         inputs, labels = splits["test"][0], splits["test"][1][:, 0].astype(int)
         credit = report.xray_source(xrays.test_images_stored_as(args.data_dir), short=True)
         print(f"chest X-rays: {len(labels)} test radiographs ({credit}); chest box {inside.CHEST_BOX} (x from, x to, "
-              f"y from, y to, fractions of the side)", flush=True)
+              f"y from, y to, fractions of the side); {brightness_outside(inputs)[1]}", flush=True)
         candidates = [(name, None) for name in XRAY_PAIRS] + [(f"augmented rung seed {seed}", int(seed))
                                                              for seed in args.rung_seeds.split(",")]
         for name, seed in candidates:
@@ -312,16 +338,17 @@ def main():
                                "chest_box": inside.CHEST_BOX,
                                "mnist": records, "xrays": xray_records}) + "\n")
     print(f"\n{tables({'mnist': records, 'xrays': xray_records})}")
-    print(f"\nWrote results/logs/attribution.json, {', '.join(draw(records, xray_records))}")
+    brightness = brightness_outside(inputs)[0] if xray_records else None
+    print(f"\nWrote results/logs/attribution.json, {', '.join(draw(records, xray_records, brightness))}")
 
 
-def draw(records, xray_records):
+def draw(records, xray_records, brightness=None):
     """The figures; returns their paths."""
     written = ["results/plots/attribution_deletion.png"]
     figure_deletion(records + xray_records, ROOT / written[0])
     if xray_records:
         written.append("results/plots/pneumonia_outside_chest.png")
-        figure_outside(xray_records, ROOT / written[1])
+        figure_outside(xray_records, ROOT / written[1], brightness)
     return written
 
 

@@ -9,7 +9,8 @@ softmax (or sigmoid):
 
 - Grad-CAM (Selvaraju et al. 2017): the last convolution's maps weighted by the mean gradient of the score over
   each map, summed, negative values set to 0, resized to the image. As fine as that convolution: 24 x 24 for the
-  small CNN, 10 x 10 for the large one, 7 x 7 for the ARN CNN, 8 x 8 (16 pixels a cell) for the pneumonia CNN.
+  small CNN, 10 x 10 for the large one, 7 x 7 for the ARN CNN, 4 x 4 for the ladder's best, 8 x 8 (16 pixels a
+  cell) for the pneumonia CNN.
 - Integrated gradients (Sundararajan et al. 2017): per pixel, (pixel - baseline) times the mean gradient along the
   straight path from the baseline to the image; the baseline is black (0), MNIST's background and what the deletion
   check fills with. The attributions add up to score(image) - score(black) (completeness; integrated_gradients
@@ -17,10 +18,12 @@ softmax (or sigmoid):
 
 The deletion check (Petsiuk et al. 2018): set an image's most attributed pixels to black first, in steps, and follow
 the probability of the class the map explains; the smaller the area under that curve, the more the map found what
-the model uses. Its controls: random order, and the maps of the same model with its weights re-drawn at random
-(the model-randomisation test of Adebayo et al. 2018), which only look like the trained model's maps when a method
-shows the image rather than the model.
+the model uses. Its controls: random order, brightness order, and the maps of the same model with its weights
+re-drawn at random (the model-randomisation test of Adebayo et al. 2018), which only do as well as the trained
+model's maps when a method shows the image rather than the model. What it found: docs/inside.md.
 """
+
+import warnings
 
 import keras
 import numpy as np
@@ -28,7 +31,7 @@ from keras import layers, ops
 from matplotlib.colors import LinearSegmentedColormap
 from matplotlib.patches import Rectangle
 
-from labtools import backend, plots
+from labtools import backend, plots, scores
 
 BATCH_SIZE = 256  # images (or path points) per forward or gradient call
 IG_STEPS = 32
@@ -48,24 +51,30 @@ class Probe:
         last = chain[-1]
         activation = keras.activations.serialize(getattr(last, "activation", None) or keras.activations.linear)
         activation = activation if isinstance(activation, str) else activation.get("config", {}).get("name")
-        self.outputs = getattr(last, "units", None) if isinstance(last, layers.Dense) else None
         if isinstance(last, layers.Dense) and activation in ("softmax", "sigmoid"):
-            self.body, self.last, self.score_of = chain[:-1], last, "dense"
-        elif isinstance(last, (layers.Activation, layers.Softmax)) and activation in ("softmax", "sigmoid", None):
-            self.body, self.last, self.score_of = chain[:-1], None, "identity"
+            self.body, self.last = chain[:-1], last  # the scores: its kernel and bias, before the activation
+        elif isinstance(last, layers.Softmax) or (isinstance(last, layers.Activation)
+                                                  and activation in ("softmax", "sigmoid")):
+            self.body, self.last = chain[:-1], None
         else:  # outputs that are scores already (no softmax at the end)
-            self.body, self.last, self.score_of = chain, None, "identity"
-        self.sigmoid = activation == "sigmoid"
-        # Grad-CAM's maps: the last convolution's, after the batch normalisation and activation that follow it
-        self.cam_layer = self.convolutions[-1]
-        while self.cam_layer + 1 < len(self.body) and isinstance(self.body[self.cam_layer + 1], ELEMENTWISE):
-            self.cam_layer += 1
+            self.body, self.last = chain, None
+        # a convolution's maps are taken after the batch normalisation and activation that follow it (the ladder's
+        # rungs); Grad-CAM's are the last convolution's
+        self.block_ends = [self._block_end(index) for index in self.convolutions]
+        self.cam_layer = self.block_ends[-1]
         self.data_format = getattr(chain[self.convolutions[-1]], "data_format", "channels_last")
         self._check_chain(chain)
 
+    def _block_end(self, index):
+        while index + 1 < len(self.body) and isinstance(self.body[index + 1], ELEMENTWISE):
+            index += 1
+        return index
+
     def _check_chain(self, chain):
         sample = np.random.default_rng(0).random((2, *self.model.input_shape[1:]), dtype=np.float32)
-        direct = ops.convert_to_numpy(self.model(sample, training=False))
+        with warnings.catch_warnings():  # a functional model from elsewhere warns that its input was not named
+            warnings.simplefilter("ignore", UserWarning)
+            direct = ops.convert_to_numpy(self.model(sample, training=False))
         try:
             through = ops.convert_to_numpy(self.run(sample, 0, None, chain))
         except Exception:  # a layer that takes several inputs, or other shapes than its predecessor gives
@@ -83,21 +92,23 @@ class Probe:
     def class_scores(self, features, classes):
         """The score of class classes[i] for each row of the body's output: the last Dense layer before its
         softmax; for one sigmoid unit, its logit for PNEUMONIA (1) and minus it for NORMAL (0)."""
-        scores = ops.matmul(features, self.last.kernel) + self.last.bias if self.score_of == "dense" else features
-        if scores.shape[-1] == 1:
-            return ops.squeeze(scores, -1) * ops.convert_to_tensor(2.0 * classes - 1.0, dtype=scores.dtype)
-        return ops.sum(scores * ops.one_hot(classes, scores.shape[-1], dtype=scores.dtype), axis=-1)
+        found = features if self.last is None else ops.matmul(features, self.last.kernel) + self.last.bias
+        if found.shape[-1] == 1:
+            return ops.squeeze(found, -1) * ops.convert_to_tensor(2.0 * classes - 1.0, dtype=found.dtype)
+        return ops.sum(found * ops.one_hot(classes, found.shape[-1], dtype=found.dtype), axis=-1)
 
     def feature_maps(self, images):
-        """[(layer name, maps (N, H, W, channels))] for every convolution, in order."""
-        found = {index: [] for index in self.convolutions}
+        """[(convolution's name, maps (N, H, W, channels))] for every convolution, in order: its outputs after the
+        batch normalisation and activation that follow it, if any."""
+        found = {index: [] for index in self.block_ends}
         for start in range(0, len(images), BATCH_SIZE):
             outputs = images[start:start + BATCH_SIZE]
-            for index, layer in enumerate(self.body[:self.convolutions[-1] + 1]):
+            for index, layer in enumerate(self.body[:self.block_ends[-1] + 1]):
                 outputs = layer(outputs, training=False)
                 if index in found:
                     found[index].append(self._channels_last(ops.convert_to_numpy(outputs)))
-        return [(self.body[index].name, np.concatenate(found[index])) for index in self.convolutions]
+        return [(self.body[convolution].name, np.concatenate(found[end]))
+                for convolution, end in zip(self.convolutions, self.block_ends)]
 
     def _channels_last(self, maps):
         return np.moveaxis(maps, 1, -1) if self.data_format == "channels_first" else maps
@@ -156,9 +167,12 @@ def pixel_maps(attributions, size):
 
 
 def probabilities(model, images):
-    """(N, classes) probabilities: a single sigmoid unit becomes [1 - p, p]."""
+    """(N, classes) probabilities: a single sigmoid unit becomes [1 - p, p]; outputs that are not probabilities (a
+    model from elsewhere without a softmax at the end), their softmax."""
     found = np.asarray(model.predict(np.asarray(images, np.float32), batch_size=BATCH_SIZE, verbose=0), np.float64)
-    return np.concatenate([1 - found, found], axis=1) if found.shape[1] == 1 else found
+    if found.shape[1] == 1:
+        return np.concatenate([1 - found, found], axis=1)
+    return scores.as_probabilities(found)[0].astype(np.float64)
 
 
 def randomized_copy(model, seed):

@@ -197,3 +197,41 @@ def test_visualize_bad_input_is_one_line(tiny_run, tmp_path, capsys):
     assert visualize.main([str(mlp / "models" / "mlp1"), "--out", str(tmp_path)]) == 1
     assert "has no convolution" in capsys.readouterr().err
     assert not list(tmp_path.glob("mlp1_*.png"))
+
+
+def test_feature_maps_are_taken_after_the_batch_normalisation_and_relu_that_follow():
+    """The ladder's rungs: Conv (no activation), BatchNormalization, Activation relu; the maps are the relu's."""
+    model = models.build_model("batchnorm")
+    x = np.random.default_rng(0).random((2, 28, 28, 1), dtype=np.float32)
+    (name, first), *_ = inside.Probe(model).feature_maps(x)
+    assert name == model.layers[0].name and first.min() >= 0
+    after_relu = keras.ops.convert_to_numpy(model.layers[2](model.layers[1](model.layers[0](x), training=False)))
+    np.testing.assert_allclose(first, after_relu, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("fixture", ["keras208_theano_cnn", "tf_keras212_bn_cnn", "keras3_model.keras"])
+def test_visualize_draws_models_that_other_keras_versions_saved(fixture, tmp_path):
+    """A Keras 2.0.8 channels_first pair (Theano), a tf.keras 2.12 pair with batch normalisation, a Keras 3 archive:
+    the files a teacher collects (tests/fixtures/README.md)."""
+    from conftest import ROOT
+
+    assert visualize.main([str(ROOT / "tests" / "fixtures" / fixture), "--out", str(tmp_path)]) == 0
+    name = fixture.removesuffix(".keras")
+    assert sorted(path.name for path in tmp_path.iterdir()) == [f"{name}_{kind}.png" for kind in
+                                                                ("attribution", "feature_maps", "filters")]
+
+
+@pytest.mark.parametrize("ending", ["dense softmax", "softmax layer", "logits"])
+def test_the_score_explained_is_the_one_before_the_softmax(ending):
+    """Whether the softmax is the Dense layer's activation, a layer of its own, or absent (a model from elsewhere
+    that gives logits), the class score is the same logit."""
+    keras.utils.set_random_seed(0)
+    body = [keras.Input((6, 6, 1)), layers.Conv2D(2, 3), layers.Flatten()]
+    dense = layers.Dense(3, activation="softmax" if ending == "dense softmax" else None)
+    model = keras.Sequential(body + [dense] + ([layers.Softmax()] if ending == "softmax layer" else []))
+    x = images(4, 6)
+    features = keras.ops.convert_to_numpy(model.layers[1](model.layers[0](x)))
+    logits = features @ dense.kernel.numpy() + dense.bias.numpy()
+    classes = np.array([0, 1, 2, 1])
+    np.testing.assert_allclose(inside.Probe(model).scores(x, classes), logits[np.arange(4), classes], rtol=1e-5,
+                               atol=1e-6)
