@@ -42,6 +42,8 @@ def make_parser():
                                                            "(default: the one it was trained on)")
     parser.add_argument("--normalize", choices=["auto", "yes", "no"], default="auto",
                         help="pixels /255 (yes) or 0..255 (no); auto: as evaluate.py decides")
+    parser.add_argument("--test-limit", type=int, metavar="N",
+                        help="look for the examples among the first N MNIST test images only (quicker)")
     return parser
 
 
@@ -87,9 +89,8 @@ def test_images(filename, recipe, model, run_history, args, test_sets):
     return inputs, images[:, 0], labels.argmax(axis=1), [str(digit) for digit in range(10)], None
 
 
-def draw(filename, args, test_sets):
-    """The three figures of one saved model; returns their paths."""
-    run = Path(filename).name
+def draw(filename, args, test_sets, run):
+    """The three figures of one saved model, named for run; returns their paths."""
     if Path(run).suffix in (saved_models.KERAS_SUFFIX, *saved_models.HDF5_SUFFIXES):  # a single-file model
         run = Path(run).stem
     run_history = history.read_history(filename) or {}
@@ -154,12 +155,15 @@ def run(args):
     pairs = grading.find_pairs([path for path in paths if not default or Path(path).with_suffix(".json").is_file()])
     if not pairs:
         raise UsageError(f"no trained model in {', '.join(paths)}; train one first: python train.py --model large")
-    test_sets = grading.TestSets(data.get_data_mnist, data.prepare_inputs)
+    if args.test_limit is not None and args.test_limit < 1:
+        raise UsageError(f"--test-limit {args.test_limit}: give a number of test images, 1 or more")
+    test_sets = grading.TestSets(data.get_data_mnist, data.prepare_inputs, args.test_limit)
     failures = 0
     for filename in pairs:
         print(f"== {filename}", flush=True)
         try:
-            draw(filename, args, test_sets)
+            # a teacher's folder: alice/model and bob/model are drawn as alice_model and bob_model
+            draw(filename, args, test_sets, grading.display_name(filename, paths).replace("/", "_"))
         except PROJECT_ERRORS as error:  # one model that cannot be drawn does not stop the others
             print(f"visualize.py: {'skipped' if default else 'error'}: {error}", file=sys.stderr, flush=True)
             failures += not default

@@ -145,7 +145,8 @@ def figure_size(path):
 def test_visualize_draws_three_figures_of_a_saved_pair(tiny_run, tmp_path, capsys):
     out_dir, _ = tiny_run
     pair = next((out_dir / "models").glob("*.json")).with_suffix("")
-    assert visualize.main([str(pair), "--out", str(tmp_path), "--images", "0,1,2,3,4"]) == 0
+    assert visualize.main([str(pair), "--out", str(tmp_path), "--images", "0,1,2,3,4",
+                           "--test-limit", "1000"]) == 0
     figures = {kind: tmp_path / f"{pair.name}_{kind}.png" for kind in ("filters", "feature_maps", "attribution")}
     widths = {kind: figure_size(path)[0] for kind, path in figures.items()}
     heights = {kind: figure_size(path)[1] for kind, path in figures.items()}
@@ -189,9 +190,9 @@ def test_visualize_on_a_chest_xray_pair(tmp_path):
 def test_visualize_bad_input_is_one_line(tiny_run, tmp_path, capsys):
     out_dir, _ = tiny_run
     pair = next((out_dir / "models").glob("*.json")).with_suffix("")
-    assert visualize.main([str(pair), "--out", str(tmp_path), "--images", "0,99999"]) == 1
+    assert visualize.main([str(pair), "--out", str(tmp_path), "--images", "0,999", "--test-limit", "500"]) == 1
     error = capsys.readouterr().err.strip().splitlines()
-    assert error[-1].startswith("visualize.py: error: --images 0,99999: indices go from 0 to")
+    assert error[-1] == "visualize.py: error: --images 0,999: indices go from 0 to 499"
     mlp = tmp_path / "mlp"
     train_run("mlp1", mlp, epochs=1, train_limit=200, test_limit=50)
     assert visualize.main([str(mlp / "models" / "mlp1"), "--out", str(tmp_path)]) == 1
@@ -215,7 +216,8 @@ def test_visualize_draws_models_that_other_keras_versions_saved(fixture, tmp_pat
     the files a teacher collects (tests/fixtures/README.md)."""
     from conftest import ROOT
 
-    assert visualize.main([str(ROOT / "tests" / "fixtures" / fixture), "--out", str(tmp_path)]) == 0
+    assert visualize.main([str(ROOT / "tests" / "fixtures" / fixture), "--out", str(tmp_path),
+                           "--test-limit", "1000"]) == 0
     name = fixture.removesuffix(".keras")
     assert sorted(path.name for path in tmp_path.iterdir()) == [f"{name}_{kind}.png" for kind in
                                                                 ("attribution", "feature_maps", "filters")]
@@ -235,3 +237,18 @@ def test_the_score_explained_is_the_one_before_the_softmax(ending):
     classes = np.array([0, 1, 2, 1])
     np.testing.assert_allclose(inside.Probe(model).scores(x, classes), logits[np.arange(4), classes], rtol=1e-5,
                                atol=1e-6)
+
+
+def test_a_teachers_folder_names_each_students_figures_for_its_folder(tiny_run, tmp_path):
+    import shutil
+
+    out_dir, _ = tiny_run
+    pair = next((out_dir / "models").glob("*.json")).with_suffix("")
+    for student in ("alice", "bob"):
+        (tmp_path / "desk" / student).mkdir(parents=True)
+        for suffix in (".json", ".weights.h5"):
+            shutil.copy(f"{pair}{suffix}", tmp_path / "desk" / student / f"model{suffix}")
+    assert visualize.main([str(tmp_path / "desk"), "--out", str(tmp_path / "plots"), "--test-limit", "500",
+                           "--images", "0"]) == 0
+    assert sorted(path.name for path in (tmp_path / "plots").glob("*_filters.png")) == [
+        "alice_model_filters.png", "bob_model_filters.png"]
