@@ -337,7 +337,11 @@ def plot_attributions(panels, row_names, path, title, credit=None, box=None):
                           transform=axis.transAxes)
                 continue
             image, found, caption, wrong = panel
-            axis.imshow(np.asarray(image).squeeze(), cmap="gray_r" if box is None else "gray")  # digits: ink dark
+            image = np.asarray(image).squeeze()
+            if box is None:  # digits: the ink light grey, so that the map's colours show on it
+                axis.imshow(image, cmap="gray_r", vmin=0, vmax=2.5 * (float(image.max()) or 1.0))
+            else:
+                axis.imshow(image, cmap="gray")
             limit = float(np.percentile(np.abs(found), 99.5)) or 1.0  # a few extreme pixels would hide the rest
             axis.imshow(found, cmap=FOR_AND_AGAINST, vmin=-limit, vmax=limit)
             if box is not None:
