@@ -63,29 +63,19 @@ def chosen_images(args, labels):
     return indices
 
 
-def test_images(filename, recipe, model, run_history, args, test_sets):
+def test_images(filename, recipe, model, run_history, trained_normalize, args, test_sets):
     """(model inputs, images to show (N, H, W), labels, class names, credit line or None) of the test set the
-    model was made for: MNIST's, or its chest X-ray tree's."""
+    model was made for: MNIST's, on the pixel scale --normalize gives or it was trained on (else one chosen from
+    the data, as evaluate.py chooses), or its chest X-ray tree's."""
     if recipe is not None and recipe.input_kind == "xray":
-        recorded = run_history.get("config", {}).get("data_dir")
-        found = args.data_dir or next((path for path in ([recorded, xrays.ROOT / recorded] if recorded else [])
-                                       if Path(path).is_dir()), None)
+        found = xrays.test_tree(args.data_dir, run_history)
         if found is None:
             raise UsageError(f"{filename}: a chest X-ray model, and its test images are not here; {xrays.XRAY_DATA}")
         images, labels, _, stored_as = test_sets.xray_test_images(found)
         return (images, images[..., 0], labels[:, 0].astype(int), list(xrays.XRAY_CLASSES),
                 report.xray_source(stored_as, short=True))
-    try:
-        input_kind, data_format = grading.input_layout(model, recipe)
-    except ValueError as error:
-        raise PairError(f"{filename}: not an MNIST digit model: {error}") from None
-    options = recipe.input_options if recipe else {}
-    normalize = {"auto": None, "yes": True, "no": False}[args.normalize]
-    if normalize is None:
-        normalize = run_history.get("config", {}).get("normalize", recipe.normalize if recipe else None)
-    if normalize is None:
-        normalize, _ = grading.choose_pixel_scale(filename, model, test_sets, input_kind, data_format, options)
-    inputs, labels, images = test_sets.get(normalize, input_kind, data_format, **options)
+    normalize = {"auto": trained_normalize, "yes": True, "no": False}[args.normalize]
+    inputs, labels, images, _, _ = grading.mnist_inputs(filename, model, recipe, normalize, test_sets)
     return inputs, images[:, 0], labels.argmax(axis=1), [str(digit) for digit in range(10)], None
 
 
@@ -94,13 +84,14 @@ def draw(filename, args, test_sets, run):
     if Path(run).suffix in (saved_models.KERAS_SUFFIX, *saved_models.HDF5_SUFFIXES):  # a single-file model
         run = Path(run).stem
     run_history = history.read_history(filename) or {}
-    saved, recipe, _ = grading.load_run(filename, models.MODELS, run_history)
+    saved, recipe, trained_normalize = grading.load_run(filename, models.MODELS, run_history)
     model = grading.channels_last(saved.model, recipe)
     try:
         probe = inside.Probe(model)
     except ValueError as error:
         raise PairError(f"{filename}: {error}") from None
-    inputs, images, labels, class_names, credit = test_images(filename, recipe, model, run_history, args, test_sets)
+    inputs, images, labels, class_names, credit = test_images(filename, recipe, model, run_history, trained_normalize,
+                                                              args, test_sets)
     size = images.shape[1:3]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -186,18 +186,11 @@ def evaluate_pair(filename, test_sets, recipes, normalize=None, data_dir=None, p
                                                              test_sets.xray_test_images, plots_dir)
     else:
         runnable = channels_last(model, recipe)  # the model as this CPU can run it
-        try:
-            input_kind, data_format = input_layout(runnable, recipe)
-        except ValueError as error:
-            raise PairError(f"{filename}: not an MNIST digit model: {error}") from None
-        options = recipe.input_options if recipe else {}
-        if normalize is None:
-            normalize = trained_normalize
-        if normalize is None:
-            normalize, notes["pixels"] = choose_pixel_scale(filename, runnable, test_sets, input_kind,
-                                                            data_format, options)
+        x_test, y_test, images, normalize, pixels = mnist_inputs(
+            filename, runnable, recipe, trained_normalize if normalize is None else normalize, test_sets)
+        if pixels:
+            notes["pixels"] = pixels
         print_notes(notes)
-        x_test, y_test, images = test_sets.get(normalize, input_kind, data_format, **options)
         probabilities, logits = scores.as_probabilities(run_model(filename, runnable, x_test))
         if logits:
             notes["outputs"] = ("its outputs are not probabilities (no softmax at the end): scored by the largest, "
@@ -217,6 +210,21 @@ def evaluate_pair(filename, test_sets, recipes, normalize=None, data_dir=None, p
     if key and xray is None:  # the X-ray tree is the user's and may change: evaluated every time
         cache.put(key, entry)
     return result_row(run, entry, config, recipes)
+
+
+def mnist_inputs(filename, model, recipe, normalize, test_sets):
+    """(inputs, one-hot labels, (N, 1, 28, 28) images, normalize, how the pixel scale was chosen or None): the MNIST
+    test set as model takes it (input_layout; a model that takes no MNIST digit is a PairError naming the file), on
+    the pixel scale normalize, or where that is None the one chosen from the data (choose_pixel_scale)."""
+    try:
+        input_kind, data_format = input_layout(model, recipe)
+    except ValueError as error:
+        raise PairError(f"{filename}: not an MNIST digit model: {error}") from None
+    options = recipe.input_options if recipe else {}
+    pixels = None
+    if normalize is None:
+        normalize, pixels = choose_pixel_scale(filename, model, test_sets, input_kind, data_format, options)
+    return (*test_sets.get(normalize, input_kind, data_format, **options), normalize, pixels)
 
 
 def channels_last(model, recipe):

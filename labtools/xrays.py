@@ -209,6 +209,14 @@ def class_weights(counts):
 # A saved pneumonia model, evaluated
 
 
+def test_tree(data_dir, run_history):
+    """The chest X-ray tree to test a pair on: data_dir if given, else the one its history records where it is
+    here (a relative folder: from where train.py ran, or from the repository); None without either."""
+    recorded = run_history.get("config", {}).get("data_dir")
+    here = [Path(recorded), ROOT / recorded] if recorded else []
+    return data_dir or next((str(path) for path in here if path.is_dir()), None)
+
+
 def evaluate_xray(filename, model, run_history, data_dir, test_images, plots_dir=None):
     """A chest X-ray pair on the test images of data_dir, or of the tree it was trained on: the sheet's two lines,
     precision, recall, F1, ROC AUC and the confusion matrix, and its figures. Returns (test loss, test accuracy,
@@ -217,8 +225,7 @@ def evaluate_xray(filename, model, run_history, data_dir, test_images, plots_dir
     test_images(tree): (images, labels, file names, how they are stored), read once per tree
     (grading.TestSets.xray_test_images)."""
     recorded = run_history.get("config", {}).get("data_dir")
-    here = [Path(recorded), ROOT / recorded] if recorded else []  # a relative folder: from where train.py ran
-    found = data_dir or next((str(path) for path in here if path.is_dir()), None)
+    found = test_tree(data_dir, run_history)
     run = Path(filename).name
     if found is None:
         test = run_history.get("test", {})
