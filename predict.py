@@ -31,9 +31,11 @@ from labtools.errors import DataError, UsageError, short_error
 DEFAULT_MODEL = "large"
 
 
-def load_grayscale(path):
-    """A 2-D float array 0..255 from any image file Pillow reads; DataError otherwise."""
-    path = Path(path)
+def load_grayscale(path, source=None):
+    """A 2-D float array 0..255 from any image file Pillow reads (a path, or a file object: draw.py's uploads);
+    DataError otherwise, naming `source` (default: the path)."""
+    path = path if hasattr(path, "read") else Path(path)
+    source = source or path
     try:
         with warnings.catch_warnings():  # Pillow's decompression-bomb warning: an error naming the file
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -41,15 +43,15 @@ def load_grayscale(path):
                 image = ImageOps.exif_transpose(image)  # phone photos are often stored rotated
                 gray = np.asarray(image.convert("L"), dtype=np.float32)
     except FileNotFoundError:
-        raise DataError(f"{path}: no such file") from None
+        raise DataError(f"{source}: no such file") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
-        raise DataError(f"{path}: too large to read safely ({str(error).rstrip('.')}); scale the photo down "
+        raise DataError(f"{source}: too large to read safely ({str(error).rstrip('.')}); scale the photo down "
                              "to a few thousand pixels a side") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
-        raise DataError(f"{path}: not an image Pillow can read ({type(error).__name__}); "
+        raise DataError(f"{source}: not an image Pillow can read ({type(error).__name__}); "
                              "use a PNG or JPEG photo or scan of one digit") from None
     if gray.ndim != 2 or min(gray.shape) < 2:
-        raise DataError(f"{path}: image too small ({gray.shape}); use a photo or scan of one digit")
+        raise DataError(f"{source}: image too small ({gray.shape}); use a photo or scan of one digit")
     return gray
 
 
