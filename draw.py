@@ -249,7 +249,7 @@ class Answerer:
         limit = float(np.abs(kernels).max()) or 1.0
         filters = {"height": kernels.shape[0], "width": kernels.shape[1], "count": kernels.shape[2],
                    "pixels": _b64(np.clip(np.moveaxis(kernels, -1, 0) / limit * 127 + 128, 0, 255).astype(np.uint8))}
-        result = {"model": explained["model"], "feature_maps": maps, "filters": filters}
+        result = {"model": explained["model"], "prediction": explained["prediction"], "feature_maps": maps, "filters": filters}
         if "attribution" in explained:
             found = explained["attribution"]
             limit = float(np.percentile(np.abs(found), 99.5)) or 1.0
