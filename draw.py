@@ -193,6 +193,14 @@ class Answerer:
         if "photo" in request:
             gray = predict.load_grayscale(io.BytesIO(_bytes(request["photo"], "photo")), source="the photo")
             return predict.to_mnist(gray, source="the photo"), {}
+        if "digit" in request:  # already 28 x 28 (the page asks for the attribution map of the digit it shows)
+            try:
+                digit = np.asarray(request["digit"], np.float32)
+            except (TypeError, ValueError):
+                digit = None
+            if digit is None or digit.shape != (784,) or not np.all((digit >= 0) & (digit <= 1)):
+                raise RequestError(HTTPStatus.BAD_REQUEST, "digit: 784 numbers from 0 to 1 (28 x 28, row by row)")
+            return digit.reshape(28, 28), {}
         if "mnist" in request:
             images, labels = self.test_digits()
             index = request["mnist"]
@@ -209,6 +217,9 @@ class Answerer:
         picked = request.get("model")
         if picked is not None and picked not in self.models:
             raise RequestError(HTTPStatus.BAD_REQUEST, f"model: one of {', '.join(self.models)}")
+        everyone = request.get("answers", True)
+        if not everyone and picked is None:
+            raise RequestError(HTTPStatus.BAD_REQUEST, '"answers": false needs "model"')
         started = time.perf_counter()
         try:
             digit, extra = self.digit_from(request)
@@ -218,6 +229,8 @@ class Answerer:
         answers, explained = [], None
         with self.lock:
             for name, live in self.models.items():
+                if not everyone and name != picked:
+                    continue
                 probabilities, maps = live.predict(digit)
                 prediction = int(np.argmax(probabilities))
                 answers.append({"name": name, "prediction": prediction,
@@ -229,7 +242,7 @@ class Answerer:
                 explained["attribution"] = self.models[picked].explain(digit, explained["prediction"])
         timing["total"] = time.perf_counter() - started
         timing["explain"] = timing["total"] - timing["models"] - timing["prepare"]
-        return {**extra, "digit": [round(float(v), 4) for v in digit.ravel()], "models": answers,
+        return {**extra, "digit": [round(float(v), 5) for v in digit.ravel()], "models": answers,
                 "explained": self.explained_json(explained),
                 "timing_ms": {key: round(value * 1000, 2) for key, value in timing.items()}}
 

@@ -57,9 +57,9 @@ def cpu_name():
     return platform.processor() or platform.machine()
 
 
-def figures(values):
+def figures(values, what):
     values = np.asarray(values)
-    return f"median {np.median(values):6.1f} ms, p90 {np.percentile(values, 90):6.1f} ms ({len(values)} strokes)"
+    return f"median {np.median(values):6.1f} ms, p90 {np.percentile(values, 90):6.1f} ms ({len(values)} {what})"
 
 
 def main():
@@ -91,7 +91,8 @@ def main():
 
             def timed(request, original=original):
                 found = original(request)
-                server_times.append(found["timing_ms"]["total"])
+                kind = "attribution" if request.get("answers") is False else "answers"
+                server_times.append((kind, found["timing_ms"]["total"]))
                 return found
 
             answerer.answer = timed
@@ -114,8 +115,11 @@ def main():
                     page_times.append(min(t for t in readies if t > end) - end)
                     all_server.setdefault(picked, []).extend(server_times)
             answerer.answer = original
-            lines.append(f"picked {picked:5s}  server: {figures(all_server[picked])}")
-            lines.append(f"             page:   {figures(page_times)}")
+            for kind in ("answers", "attribution"):
+                found = [ms for each, ms in all_server[picked] if each == kind]
+                lines.append(f"picked {picked:5s}  server, {kind:11s}: {figures(found, 'requests')}")
+            lines.append(f"picked {picked:5s}  page, stroke end to answers and feature maps shown: "
+                         f"{figures(page_times, 'strokes')}")
             page.close()
         browser.close()
     load_after = os.getloadavg()
@@ -127,8 +131,11 @@ def main():
         f"load average before {load_before[0]:.2f}, after {load_after[0]:.2f} (1 min); the machine is shared with "
         "two other helpers' work, so these are figures under some load",
         f"date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
-        "server: timing_ms.total of each request sent while the stroke was drawn and at its end",
-        "page: pointerup to the animation frame after data-ready=\"true\" (headless Chromium, Playwright)",
+        "server: timing_ms.total of each request: answers (all four models' probabilities and feature maps, sent",
+        "while the stroke is drawn and at its end, 140 x 140 pixels) and attribution (the picked model's integrated",
+        "gradients, asked after a stroke's answers are shown)",
+        "page: pointerup to the animation frame after data-ready=\"true\", answers and feature maps shown",
+        "(headless Chromium, Playwright); where the model looks follows one attribution request later",
         "",
     ]
     text = "\n".join(header + lines) + "\n"

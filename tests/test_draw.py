@@ -82,6 +82,10 @@ def test_a_random_test_digit_comes_with_its_label(server):
     status, body = post(server, {"mnist": None})
     assert status == 200 and 0 <= body["label"] <= 9 and len(body["digit"]) == 784
     assert body["explained"] is None  # no model picked: no feature maps computed
+    # the page's follow-up: where the picked model looks, for the digit it shows, that model alone
+    status, alone = post(server, {"digit": body["digit"], "model": "small", "answers": False})
+    assert status == 200 and [answer["name"] for answer in alone["models"]] == ["small"]
+    assert len(alone["explained"]["attribution"]) == 784
 
 
 @pytest.mark.parametrize("body, headers, status", [
@@ -94,6 +98,8 @@ def test_a_random_test_digit_comes_with_its_label(server):
     (b'{"mnist": 0, "model": "nobody"}', {}, 400),
     (b'{}', {}, 400),
     (b'{"photo": "aGVsbG8="}', {}, 422),  # not an image
+    (b'{"digit": [2, 3]}', {}, 400),
+    (b'{"mnist": 0, "answers": false}', {}, 400),
     (b"", {"Content-Length": str(200 * 1024 * 1024)}, 413),  # a huge body is refused before it is read
 ])
 def test_malformed_requests_get_a_4xx_with_one_line_and_the_server_keeps_serving(server, body, headers, status):
@@ -186,7 +192,10 @@ def test_the_page_in_chromium(server, browser):
     base = f"http://127.0.0.1:{server.server_address[1]}/"
     page = browser.new_page(viewport={"width": 1200, "height": 900})
     requests, errors = [], []
+    sent = []  # the drawings the page sent (not the attribution requests that follow them)
     page.on("request", lambda request: requests.append(request.url))
+    page.on("request", lambda request: sent.append(request.post_data) if request.method == "POST" and
+            "pixels" in (request.post_data or "") else None)
     page.on("pageerror", lambda error: errors.append(str(error)))
     page.goto(base)
     page.wait_for_selector('[data-model="large"]')
@@ -198,14 +207,18 @@ def test_the_page_in_chromium(server, browser):
             values = [float(value) for value in probabilities.split(",")]
             assert len(values) == 10 and abs(sum(values) - 1) < 1e-3
             assert prediction == str(digit) == str(int(np.argmax(values))), (digit, name, values)
-        # the page shows what the server answers for the canvas as it is
-        pixels = page.evaluate("Array.from(document.getElementById('draw').getContext('2d')"
-                               ".getImageData(0, 0, 280, 280).data.filter((_, i) => i % 4 === 0))")
-        status, body = post(server, canvas_request(np.asarray(pixels, np.uint8).reshape(CANVAS, CANVAS)))
+        # the page shows what the server answers for the drawing it sent last
+        last = json.loads(sent[-1])
+        assert last["width"] == last["height"] == 140 and last["explain"] is False
+        status, body = post(server, {**last, "model": None})
         assert status == 200
         for answer in body["models"]:
-            assert found[answer["name"]][0] == str(answer["prediction"])
+            prediction, probabilities = found[answer["name"]]
+            assert prediction == str(answer["prediction"])
+            assert [float(value) for value in probabilities.split(",")] == answer["probabilities"]
         assert page.locator("#maps canvas").count() == 2  # large's two convolutions
+        page.wait_for_function("Array.from(document.getElementById('attribution').getContext('2d')"
+                               ".getImageData(0, 0, 28, 28).data).some((v, i) => i % 4 === 1 && v < 200)")
         page.click("#clear")
         page.wait_for_function("document.body.dataset.ready === 'true'")
         assert all(prediction == "" for prediction, _ in answers(page).values())
