@@ -279,12 +279,15 @@ class Handler(BaseHTTPRequestHandler):
 
     def send(self, status, body, content_type="application/json"):
         body = body if isinstance(body, bytes) else body.encode("utf-8")
-        self.send_response(status)
-        self.send_header("Content-Type", f"{content_type}; charset=utf-8")
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "no-store")
-        self.end_headers()
-        self.wfile.write(body)
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", f"{content_type}; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+            self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):  # the page was closed or reloaded meanwhile
+            self.close_connection = True
 
     def fail(self, status, message):
         self.send(status, json.dumps({"error": message}) + "\n")

@@ -47,6 +47,9 @@ WATCH = """() => {
     if (document.body.dataset.ready === "true")
       requestAnimationFrame(() => window.readies.push(performance.now()));
   }).observe(document.body, { attributes: true, attributeFilter: ["data-ready"] });
+  window.maps = [];
+  new MutationObserver(() => requestAnimationFrame(() => window.maps.push(performance.now())))
+    .observe(document.getElementById("attribution"), { attributes: true, attributeFilter: ["data-drawn"] });
 }"""
 
 
@@ -97,11 +100,11 @@ def main():
 
             answerer.answer = timed
             box = page.locator("#draw").bounding_box()
-            page_times = []
+            page_times, map_times = [], []
             for stroke in range(args.strokes + 3):  # the first three: warming up
                 page.click("#clear")
                 page.wait_for_function("document.body.dataset.ready === 'true'")
-                page.evaluate("() => { window.ends = []; window.readies = []; }")
+                page.evaluate("() => { window.ends = []; window.readies = []; window.maps = []; }")
                 server_times.clear()
                 for path in SHAPES[(0, 1, 7)[stroke % 3]]:
                     page.mouse.move(box["x"] + path[0][0], box["y"] + path[0][1])
@@ -110,9 +113,11 @@ def main():
                         page.mouse.move(box["x"] + x, box["y"] + y, steps=6)
                     page.mouse.up()
                 page.wait_for_function("window.ends.length && window.readies.some((t) => t > window.ends.at(-1))")
-                end, readies = page.evaluate("[window.ends.at(-1), window.readies]")
+                page.wait_for_function("window.maps.some((t) => t > window.ends.at(-1))")
+                end, readies, maps = page.evaluate("[window.ends.at(-1), window.readies, window.maps]")
                 if stroke >= 3:
                     page_times.append(min(t for t in readies if t > end) - end)
+                    map_times.append(min(t for t in maps if t > end) - end)
                     all_server.setdefault(picked, []).extend(server_times)
             answerer.answer = original
             for kind in ("answers", "attribution"):
@@ -120,6 +125,8 @@ def main():
                 lines.append(f"picked {picked:5s}  server, {kind:11s}: {figures(found, 'requests')}")
             lines.append(f"picked {picked:5s}  page, stroke end to answers and feature maps shown: "
                          f"{figures(page_times, 'strokes')}")
+            lines.append(f"picked {picked:5s}  page, stroke end to where it looks (integrated gradients) shown: "
+                         f"{figures(map_times, 'strokes')}")
             page.close()
         browser.close()
     load_after = os.getloadavg()
