@@ -14,6 +14,7 @@ import threading
 
 import numpy as np
 import pytest
+from PIL import Image
 from skimage.transform import resize
 
 import data
@@ -188,7 +189,7 @@ def answers(page):
             for element in page.locator("[data-model]").all()}
 
 
-def test_the_page_in_chromium(server, browser):
+def test_the_page_in_chromium(server, browser, tmp_path_factory):
     base = f"http://127.0.0.1:{server.server_address[1]}/"
     page = browser.new_page(viewport={"width": 1200, "height": 900})
     requests, errors = [], []
@@ -226,10 +227,19 @@ def test_the_page_in_chromium(server, browser):
     page.click("#undo")
     page.wait_for_function("document.body.dataset.ready === 'true'")
     assert {prediction for prediction, _ in answers(page).values()} == {"1"}
+    photo = tmp_path_factory.mktemp("photo") / "seven.png"  # MNIST's test image 0 (a 7), dark ink on white paper
+    _, (X_test, _), _ = data.get_data_mnist(normalize=True)
+    Image.fromarray(255 - drawn(X_test[0, 0])).save(photo)
+    page.set_input_files("#photo", str(photo))
+    page.wait_for_function("document.body.dataset.ready === 'true' && /seven.png/.test("
+                           "document.getElementById('status').textContent)")
+    assert {prediction for prediction, _ in answers(page).values()} == {"7"}
     page.click("#random")
     page.wait_for_function("document.body.dataset.ready === 'true' && /label is/.test("
                            "document.getElementById('status').textContent)")
     assert all(prediction in "0123456789" and prediction for prediction, _ in answers(page).values())
     page.close()
     assert not errors, errors
-    assert requests and all(url.startswith(base) for url in requests), requests
+    # the photo is shown from a blob: URL of the page's own (the file read in the browser, nothing fetched)
+    elsewhere = [url for url in requests if not url.startswith((base, f"blob:{base.rstrip('/')}"))]
+    assert requests and not elsewhere, elsewhere
