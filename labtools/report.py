@@ -383,3 +383,26 @@ def write_all(rows, report_dir, readme=False):
         ladder_figure(rows, Path(report_dir) / "plots" / "ladder.png")
     if readme:
         update_readme(Path(report_dir) / "RESULTS.md")
+
+
+def beside_reference(rows, reference=history.REFERENCE):
+    """evaluate.py's table for the student's own runs: each run's error rate beside the committed reference run of
+    the same name (its test error rate as its history in reference/models/ records it, not evaluated again) and the
+    figure the sheet or its tutorial reports; a reference trained for other epochs or images says so."""
+    header = ["run", "epochs", "test loss", "error rate", "this repository's run (results/)", "sheet / tutorial",
+              "difference"]
+    table = []
+    for row in rows:
+        if row.get("refused"):
+            table.append([row["run"], *["-"] * 2, "refused", *["-"] * 3])
+            continue
+        committed = history.read_history(Path(reference) / "models" / Path(row["file"]).name) or {}
+        config, test = committed.get("config", {}), committed.get("test", {})
+        cell = "-"
+        if "error_rate" in test:
+            differs = [f"{config.get(key)} {word}" for key, word in (("epochs", "epochs"), ("train_images", "images"))
+                       if config.get(key) != row["config"].get(key) and row["config"]]
+            cell = f"{test['error_rate']:.2f}%" + (f" ({', '.join(differs)})" if differs else "")
+        table.append([row["run"], row["epochs"] or "?", f"{row['test_loss']:.4f}", f"{row['error_rate']:.2f}%", cell,
+                      format_reference(row["reference"]), format_difference(row["difference"])])
+    return markdown_table(header, table)
