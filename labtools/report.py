@@ -85,7 +85,7 @@ def xray_section(runs):
         "(16 radiographs in the public data set), too few to choose anything on (docs/data.md). Figures per run in plots/: "
         "`<run>_history.png`, `<run>_confusion.png`, `<run>_roc.png` (the 0.5 threshold marked) and "
         "`<run>_errors.png` (misclassified radiographs with their file names). Reproduce: `python train.py --model "
-        "pneumonia --data-dir DIR --seeds 7,8,9`, then `python evaluate.py --data-dir DIR`.", "",
+        "pneumonia --data-dir DIR --seeds 7,8,9 --out results`, then `python evaluate.py results --data-dir DIR`.", "",
         xray_table(runs), "",
         "References: the ARN students report about 76-80% test accuracy with recall near 0.99; Kermany et al. "
         "(Cell, 2018) report 92.8% accuracy (sensitivity 93.2%, specificity 90.1%) with transfer learning from an "

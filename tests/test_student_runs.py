@@ -9,7 +9,7 @@ from conftest import ROOT, train_run
 import evaluate
 import train
 import visualize
-from labtools import batches, history
+from labtools import backend, batches, history
 
 
 def test_train_writes_into_a_folder_git_ignores_and_results_only_when_asked():
@@ -67,3 +67,26 @@ def test_the_batches_order_follows_the_seed_on_train_pys_path(tmp_path, monkeypa
     assert len(seen) == 3 and len(seen[0]) == 200
     assert not np.array_equal(seen[0], seen[1]), "seeds 7 and 8 read the training images in the same order"
     assert np.array_equal(seen[0], seen[2])
+
+
+def test_onednn_is_turned_on_only_where_tensorflow_leaves_it_off_and_nobody_chose():
+    avx2_laptop = {"sse4_1", "avx", "avx2", "fma"}
+    if backend.NAME != "tensorflow":
+        assert not backend.onednn_wanted(avx2_laptop, environ={})
+        return
+    assert backend.onednn_wanted(avx2_laptop, environ={})
+    for flag in backend.ONEDNN_BY_DEFAULT:  # TensorFlow turns it on itself there
+        assert not backend.onednn_wanted(avx2_laptop | {"avx512f", flag}, environ={})
+    assert not backend.onednn_wanted(avx2_laptop, environ={"TF_ENABLE_ONEDNN_OPTS": "0"})  # the user's choice
+    assert not backend.onednn_wanted(avx2_laptop, environ={}, system="win32")  # on by default there, or not built
+    assert not backend.onednn_wanted({"sse4_1", "avx"}, environ={})  # not measured without AVX2
+
+
+def test_the_scripts_first_line_says_when_they_turned_onednn_on(monkeypatch):
+    import keras  # noqa: F401  (describe reads its version)
+
+    monkeypatch.setattr(backend, "ONEDNN_TURNED_ON", True)
+    assert "oneDNN's CPU kernels turned on" in backend.describe("cpu") and "TF_ENABLE_ONEDNN_OPTS=0" in \
+        backend.describe("cpu")
+    monkeypatch.setattr(backend, "ONEDNN_TURNED_ON", False)
+    assert "oneDNN" not in backend.describe("cpu")
