@@ -90,3 +90,9 @@ def test_the_scripts_first_line_says_when_they_turned_onednn_on(monkeypatch):
         backend.describe("cpu")
     monkeypatch.setattr(backend, "ONEDNN_TURNED_ON", False)
     assert "oneDNN" not in backend.describe("cpu")
+
+
+def test_readme_tables_come_only_from_the_committed_runs(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # a student's runs/ must never reach the tracked READMEs
+    assert evaluate.main(["--readme"]) != 0
+    assert "python evaluate.py results --readme" in capsys.readouterr().err
