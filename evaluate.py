@@ -66,13 +66,10 @@ def make_parser():
 
 def run(args):
     print(backend.describe(), flush=True)
-    if args.readme and not (len(args.paths) == 1 and history.is_reference(args.paths[0])):
+    if args.readme and not (len(args.paths) == 1 and history.is_reference(args.paths[0])):  # never a student's runs
         raise UsageError("--readme copies the committed runs' tables into the READMEs: python evaluate.py results "
                          "--readme")
     normalize = {"auto": None, "yes": True, "no": False}[args.normalize]
-    if args.readme and not (len(args.paths) == 1 and history.is_reference(args.paths[0])):  # never a student's runs
-        raise UsageError("--readme copies the committed runs' tables into the documents: python evaluate.py results "
-                         "--readme")
     pairs = grading.find_pairs(args.paths)
     if not pairs:
         raise UsageError(f"no trained model in {', '.join(args.paths)}; train one first: python train.py --model large")
