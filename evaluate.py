@@ -1,13 +1,15 @@
 """Evaluate saved models on the MNIST test set, as the INSAT sheet does (print_model_error_rate, part 4.c).
 
-    python evaluate.py                  # every pair under results/models/
+    python evaluate.py                  # your runs: every pair train.py saved under runs/models/
+    python evaluate.py results          # the committed reference runs (their RESULTS.md, figures in results/plots/)
     python evaluate.py results/models/large other_dir/
     python evaluate.py students/ --csv grades.csv   # a teacher's folder of models saved by any Keras
 
 For each model: the sheet's two lines (Model score, Model error rate), then one table of all of them beside the
-error rate that the sheet or its tutorial reports. A model is a json + h5 pair (this project's, or Keras 2's), a
-Keras 3 .keras archive or a full-model .h5 file; its inputs are shaped to what it takes and, where nothing recorded
-how it was trained, its pixel scale is chosen from the data (labtools/grading.py). For a results directory
+error rate that the sheet or its tutorial reports (your runs: also beside this repository's run of the same name).
+A model is a json + h5 pair (this project's, or Keras 2's), a Keras 3 .keras archive or a full-model .h5 file;
+its inputs are shaped to what it takes and, where nothing recorded how it was trained, its pixel scale is chosen
+from the data (labtools/grading.py). For a results directory
 (train.py's, with a models/ folder) it also writes, beside models/:
     RESULTS.md   one row per model (mean and sd over seeds), machine, versions
     plots/       per run: history, confusion matrix, misclassified test images
@@ -64,6 +66,9 @@ def make_parser():
 
 def run(args):
     print(backend.describe(), flush=True)
+    if args.readme and not (len(args.paths) == 1 and history.is_reference(args.paths[0])):  # never a student's runs
+        raise UsageError("--readme copies the committed runs' tables into the READMEs: python evaluate.py results "
+                         "--readme")
     normalize = {"auto": None, "yes": True, "no": False}[args.normalize]
     pairs = grading.find_pairs(args.paths)
     if not pairs:
@@ -91,7 +96,9 @@ def run(args):
         report.write_csv(rows, args.csv)
     evaluated = [row for row in rows if not row.get("refused")]
     print()
-    print(report.results_table(rows))
+    # your own runs (train.py's default folder): each beside this repository's run and the sheet's figure
+    mine = report_dir is not None and history.is_own_runs(report_dir)
+    print(report.beside_reference(rows) if mine else report.results_table(rows))
     if failures:
         print(f"\n{failures} of {len(rows)} files refused: why is in the lines above" +
               (f" and in {args.csv}" if args.csv else ""))

@@ -147,11 +147,10 @@ def top_hat(raised, short):
 
 
 def default_pair(name):
-    """The pair trained here, else the one committed under results/models/."""
-    for root in (Path(history.DEFAULT_OUT), Path(__file__).resolve().parent / "results"):
-        candidate = root / "models" / name
-        if Path(f"{candidate}.json").is_file():
-            return candidate
+    """Your own run's pair (runs/models/), else the one committed under results/models/."""
+    found = history.own_or_reference(name)
+    if found is not None:
+        return found
     raise UsageError(f"no trained {name!r} pair in results/models/; run: python train.py --model {name}")
 
 

@@ -4,7 +4,7 @@
 
 prints Keras's log of each epoch (the test set is the validation data, as in the INSAT sheet), then the sheet's two
 lines "Model score" and "Model error rate" (for the chest X-rays, then precision, recall, F1, ROC AUC and the
-confusion matrix), and writes under --out (default results/):
+confusion matrix), and writes under --out (default runs/, which git ignores; `--out results` rewrites the committed reference):
     models/<run>.json, models/<run>.weights.h5   the pair (persistence.py)
     models/<run>.history.json, .history.csv      per-epoch metrics and seconds
 where <run> is the model's name, plus "_seed<N>" when the seed is not the sheet's 7.
@@ -164,7 +164,9 @@ def make_parser():
                              "then per GPU (global batch = batch size x GPUs)")
     parser.add_argument("--data-dir", metavar="DIR", help="chest X-ray tree for --model pneumonia "
                                                            "(train/, val/, test/ with NORMAL/ and PNEUMONIA/)")
-    parser.add_argument("--out", default=history.DEFAULT_OUT, help="output directory (pairs go to OUT/models/)")
+    parser.add_argument("--out", default=history.DEFAULT_OUT,
+                        help="output directory (pairs go to OUT/models/); the default is yours and git ignores it; "
+                             "results: the committed reference runs, for maintainers reproducing them")
     parser.add_argument("--train-limit", type=int, metavar="N", help="train on the first N images only (quick trials)")
     parser.add_argument("--test-limit", type=int, metavar="N", help="evaluate on the first N test images only")
     parser.add_argument("--resume", action="store_true",

@@ -1,6 +1,7 @@
 """See inside the CNNs: the first convolution's filters, every convolution's feature maps, and where a model looks.
 
-    python visualize.py                              # the sheets' CNNs and the ladder's best, in results/models/
+    python visualize.py                              # the sheets' CNNs and the ladder's best: yours, else results'
+    python visualize.py --out results/plots          # the committed figures, from results/models/ (maintainers)
     python visualize.py results/models/large         # one pair, or any model evaluate.py reads (any Keras)
     python visualize.py results/models/pneumonia --data-dir DIR     # the chest X-ray CNN, on your copy of the data
     python visualize.py students/alice_cnn --out figures/
@@ -34,8 +35,10 @@ def make_parser():
     parser = console.HelpParser(description="Draw the filters, feature maps and attribution maps of saved CNNs.")
     parser.add_argument("paths", nargs="*", metavar="PATH",
                         help="saved models, as evaluate.py takes them (default: the seed-7 pairs of "
-                             f"{', '.join(DEFAULT_MODELS)} in {history.DEFAULT_OUT}/models)")
-    parser.add_argument("--out", default=f"{history.DEFAULT_OUT}/plots", metavar="DIR", help="where the figures go")
+                             f"{', '.join(DEFAULT_MODELS)}: your own run of each in {history.DEFAULT_OUT}/models, "
+                             "else the committed one in results/models; with --out results/plots, results/'s)")
+    parser.add_argument("--out", default=f"{history.DEFAULT_OUT}/plots", metavar="DIR",
+                        help="where the figures go (git ignores the default)")
     parser.add_argument("--images", metavar="I,J,...",
                         help="test images for the feature maps, by index (default: the first of each class)")
     parser.add_argument("--data-dir", metavar="DIR", help="chest X-ray tree for pneumonia models "
@@ -139,10 +142,18 @@ def draw(filename, args, test_sets, run):
     return paths
 
 
+def default_pair(name, out):
+    """The pair drawn by default: results/'s when the figures go to results/plots (the committed figures are of the
+    committed pairs), else your own run's if there is one, else the committed one."""
+    if history.is_reference(Path(out).parent):
+        return history.REFERENCE / "models" / name
+    return history.own_or_reference(name) or history.REFERENCE / "models" / name
+
+
 def run(args):
     print(backend.describe(), flush=True)
     default = not args.paths
-    paths = args.paths or [str(Path(history.DEFAULT_OUT) / "models" / name) for name in DEFAULT_MODELS]
+    paths = args.paths or [str(default_pair(name, args.out)) for name in DEFAULT_MODELS]
     pairs = grading.find_pairs([path for path in paths if not default or Path(path).with_suffix(".json").is_file()])
     if not pairs:
         raise UsageError(f"no trained model in {', '.join(paths)}; train one first: python train.py --model large")

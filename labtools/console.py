@@ -53,10 +53,12 @@ def native_log_filter():
 
 def start(script):
     """For a script run from the command line, before it imports Keras: TensorFlow's own log level (warnings and
-    info off), the backend's settings for training (backend.training_environment), then the framework imported
+    info off), the backend's settings for training (backend.training_environment), oneDNN's CPU kernels where
+    TensorFlow would leave them off (backend.use_onednn_kernels), then the framework imported
     with its native lines filtered out; a backend that cannot be imported is one line and exit 1."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     backend.training_environment()
+    backend.use_onednn_kernels()  # where TensorFlow would leave its faster CPU kernels off; the first line says so
     if backend.unavailable():
         sys.exit(f"{script}: error: {backend.unavailable()}")
     with native_log_filter():

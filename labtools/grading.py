@@ -127,6 +127,8 @@ class EvaluationCache:
 
     def key(self, filename, normalize, test_limit):
         digest = hashlib.sha256(json.dumps([self.VERSION, normalize, test_limit, backend.versions()]).encode())
+        for code in (plots.__file__, __file__):  # how the figures are drawn and titled: a change there redraws them
+            digest.update(Path(code).read_bytes())
         for path in (*saved_models.model_files(filename), Path(f"{filename}.history.json")):
             digest.update(path.read_bytes() if path.is_file() else b"-")
         return digest.hexdigest()

@@ -15,12 +15,33 @@ from pathlib import Path
 
 from labtools import files
 
-DEFAULT_OUT = "results"
+DEFAULT_OUT = "runs"  # the student's runs: git ignores it, so training never writes over the reference
+REFERENCE = Path(__file__).resolve().parents[1] / "results"  # the committed reference: written only with --out results
 DEFAULT_SEED = 7  # the sheet's seed
 
 
 def run_name(name, seed=DEFAULT_SEED):
     return name if seed == DEFAULT_SEED else f"{name}_seed{seed}"
+
+
+def own_or_reference(name):
+    """The pair `name` (out/models/<name>) of the student's own run if there is one, else the committed reference's;
+    None if neither exists."""
+    for root in (Path(DEFAULT_OUT), REFERENCE):
+        candidate = root / "models" / name
+        if Path(f"{candidate}.json").is_file():
+            return candidate
+    return None
+
+
+def is_own_runs(directory):
+    """Whether `directory` is the student's runs folder, train.py's default (by any path)."""
+    return Path(directory).resolve() == Path(DEFAULT_OUT).resolve()
+
+
+def is_reference(directory):
+    """Whether `directory` is the committed reference, results/ (by any path)."""
+    return Path(directory).resolve() == REFERENCE
 
 
 def write_history(filename, config, epochs_log, test):

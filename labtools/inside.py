@@ -270,6 +270,7 @@ def _mosaic(maps, columns):
     return tiled
 
 
+@plots.same_style
 def plot_filters(kernels, path, title):
     """The first convolution's filters, one square each, blue negative, red positive, one scale for all."""
     kernels = kernels.sum(axis=2) if kernels.shape[2] > 1 else kernels[:, :, 0]  # (h, w, filters)
@@ -285,6 +286,7 @@ def plot_filters(kernels, path, title):
     figure.savefig(path, dpi=110)
 
 
+@plots.same_style
 def plot_feature_maps(images, maps, labels, path, title, credit=None):
     """For each image: the image, then every convolution's maps (all its channels tiled), each convolution on one
     scale (0, relu's floor, black; its largest value over the images white). One column per image, one row per
@@ -316,6 +318,7 @@ def plot_feature_maps(images, maps, labels, path, title, credit=None):
     figure.savefig(path, dpi=110)
 
 
+@plots.same_style
 def plot_attributions(panels, row_names, path, title, credit=None, box=None):
     """A grid of attribution maps over their images: panels[row][column] is (image (H, W), map (H, W), caption,
     wrong) or None (an empty place); red pixels raise the class's score, blue ones lower it, each map on its own

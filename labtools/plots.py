@@ -1,11 +1,28 @@
 """Figures for a lab report: training history, confusion matrix, misclassified digits or radiographs, ROC curve.
 
 PNG files, drawn on matplotlib Figure objects without pyplot: no window, and no change to the matplotlib backend of
-the process that imports this (a notebook keeps its own).
+the process that imports this (a notebook keeps its own). A figure is a function of its numbers: each is drawn
+under matplotlib's default settings (same_style), whatever a style, a matplotlibrc or earlier code set.
 """
 
+import functools
+
+import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
+
+
+def same_style(draw):
+    """`draw` run under matplotlib's default rcParams, its bundled DejaVu Sans first, restored afterwards: the
+    same PNG bytes whatever the process set before (a notebook's style, a matplotlibrc in the home folder)."""
+
+    @functools.wraps(draw)
+    def drawn(*args, **kwargs):
+        with matplotlib.rc_context():
+            matplotlib.rcdefaults()  # all but the backend and interactivity, which a figure's pixels do not use
+            return draw(*args, **kwargs)
+
+    return drawn
 
 
 def subplots(*grid, figsize, **options):
@@ -23,6 +40,7 @@ VALIDATION_DATA = {"test": ("test set", "validation data: the test images, as th
                                           "set: one more right answer moves its accuracy by 6.25 points)")}
 
 
+@same_style
 def plot_history(epochs_log, path, title, validation="test", credit=None):
     """Loss and accuracy per epoch, train and validation: the sheet's 'graphique de l'historique'.
 
@@ -41,7 +59,8 @@ def plot_history(epochs_log, path, title, validation="test", credit=None):
         axis.grid(alpha=0.3)
         axis.legend(fontsize=8)
     title = f"{title}\n{VALIDATION_DATA[validation][1]}"
-    figure.suptitle(title, fontsize=10 if len(title) > 110 else None)
+    # fontsize=None would not mean the default title size but font.size, smaller: leave it out instead
+    figure.suptitle(title, **({"fontsize": 10} if len(title) > 110 else {}))
     figure.tight_layout(rect=(0, 0.03, 1, 1) if credit else None)
     _credit(figure, credit)
     figure.savefig(path, dpi=110)
@@ -55,6 +74,7 @@ def confusion_matrix(labels, predictions, num_classes):
     return matrix
 
 
+@same_style
 def plot_confusion_matrix(matrix, path, title, class_names=None, credit=None):
     num_classes = len(matrix)
     class_names = class_names or [str(i) for i in range(num_classes)]
@@ -69,7 +89,7 @@ def plot_confusion_matrix(matrix, path, title, class_names=None, credit=None):
     axis.set_yticks(range(num_classes), class_names)
     axis.set_xlabel("predicted")
     axis.set_ylabel("true")
-    axis.set_title(title, fontsize=9 if credit else None)
+    axis.set_title(title, **({"fontsize": 9} if credit else {}))
     figure.tight_layout(rect=(0, 0.1, 1, 1) if credit else None)
     _credit(figure, credit)
     figure.savefig(path, dpi=110)
@@ -86,6 +106,7 @@ def image_grid(count, columns, cell, title_height):
     return figure, axes
 
 
+@same_style
 def plot_misclassified(images, labels, predictions, path, title, count=36):
     """A grid of the first misclassified test images, each titled 'true -> predicted'."""
     wrong = np.flatnonzero(labels != predictions)[:count]
@@ -98,6 +119,7 @@ def plot_misclassified(images, labels, predictions, path, title, count=36):
     figure.savefig(path, dpi=110)
 
 
+@same_style
 def plot_ladder(names, error_rates, minutes, path, goal=None, limit_minutes=None):
     """Error rate per rung (each seed a dot, the mean a bar with its sd), and training minutes per run.
 
@@ -136,6 +158,7 @@ def _credit(figure, credit):
         figure.text(0.5, 0.005, credit, ha="center", va="bottom", fontsize=7, color="dimgray")
 
 
+@same_style
 def plot_roc(fpr, tpr, auc, operating_point, path, title, threshold=0.5, credit=None):
     """The ROC curve (PNEUMONIA positive) with the point the threshold gives marked: operating_point is its
     (false positive rate, true positive rate), from the confusion matrix at that threshold."""
@@ -171,6 +194,7 @@ def misclassified_xrays(labels, probabilities, threshold=0.5, count=24):
     return np.concatenate([false_positives[:count - len(missed)], missed]).astype(np.int64)
 
 
+@same_style
 def plot_misclassified_xrays(images, labels, probabilities, names, path, title, threshold=0.5, count=24,
                              credit=None):
     """A grid of misclassified radiographs (misclassified_xrays), each with its file name, its true class and the

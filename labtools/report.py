@@ -85,7 +85,7 @@ def xray_section(runs):
         "(16 radiographs in the public data set), too few to choose anything on (docs/data.md). Figures per run in plots/: "
         "`<run>_history.png`, `<run>_confusion.png`, `<run>_roc.png` (the 0.5 threshold marked) and "
         "`<run>_errors.png` (misclassified radiographs with their file names). Reproduce: `python train.py --model "
-        "pneumonia --data-dir DIR --seeds 7,8,9`, then `python evaluate.py --data-dir DIR`.", "",
+        "pneumonia --data-dir DIR --seeds 7,8,9 --out results`, then `python evaluate.py results --data-dir DIR`.", "",
         xray_table(runs), "",
         "References: the ARN students report about 76-80% test accuracy with recall near 0.99; Kermany et al. "
         "(Cell, 2018) report 92.8% accuracy (sensitivity 93.2%, specificity 90.1%) with transfer learning from an "
@@ -383,3 +383,26 @@ def write_all(rows, report_dir, readme=False):
         ladder_figure(rows, Path(report_dir) / "plots" / "ladder.png")
     if readme:
         update_readme(Path(report_dir) / "RESULTS.md")
+
+
+def beside_reference(rows, reference=history.REFERENCE):
+    """evaluate.py's table for the student's own runs: each run's error rate beside the committed reference run of
+    the same name (its test error rate as its history in reference/models/ records it, not evaluated again) and the
+    figure the sheet or its tutorial reports; a reference trained for other epochs or images says so."""
+    header = ["run", "epochs", "test loss", "error rate", "this repository's run (results/)", "sheet / tutorial",
+              "difference"]
+    table = []
+    for row in rows:
+        if row.get("refused"):
+            table.append([row["run"], *["-"] * 2, "refused", *["-"] * 3])
+            continue
+        committed = history.read_history(Path(reference) / "models" / Path(row["file"]).name) or {}
+        config, test = committed.get("config", {}), committed.get("test", {})
+        cell = "-"
+        if "error_rate" in test:
+            differs = [f"{config.get(key)} {word}" for key, word in (("epochs", "epochs"), ("train_images", "images"))
+                       if config.get(key) != row["config"].get(key) and row["config"]]
+            cell = f"{test['error_rate']:.2f}%" + (f" ({', '.join(differs)})" if differs else "")
+        table.append([row["run"], row["epochs"] or "?", f"{row['test_loss']:.4f}", f"{row['error_rate']:.2f}%", cell,
+                      format_reference(row["reference"]), format_difference(row["difference"])])
+    return markdown_table(header, table)

@@ -42,7 +42,7 @@ def test_saved_pair_is_channels_first_and_computes_what_was_trained(tiny_run):
 
 def test_help_shows_models_and_defaults():
     text = " ".join(train.make_parser().format_help().split())
-    for expected in ("small_unnormalized", "large_original", "(default: 7)", "(default: results)", "(default: auto)"):
+    for expected in ("small_unnormalized", "large_original", "(default: 7)", "(default: runs)", "(default: auto)"):
         assert expected in text
     assert "(default: None)" not in text  # a flag without a default says in its own words what happens
 
