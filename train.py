@@ -4,7 +4,8 @@
 
 prints Keras's log of each epoch (the test set is the validation data, as in the INSAT sheet), then the sheet's two
 lines "Model score" and "Model error rate" (for the chest X-rays, then precision, recall, F1, ROC AUC and the
-confusion matrix), and writes under --out (default runs/, which git ignores; `--out results` rewrites the committed reference):
+confusion matrix), and writes under --out (default runs/, which git ignores; `--out results` rewrites the committed
+reference):
     models/<run>.json, models/<run>.weights.h5   the pair (persistence.py)
     models/<run>.history.json, .history.csv      per-epoch metrics and seconds
 where <run> is the model's name, plus "_seed<N>" when the seed is not the sheet's 7.
