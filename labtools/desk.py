@@ -90,7 +90,10 @@ def find_class(root, workdir):
         students.append(Student("-", "", find_models_in_files(root, loose, "", Path(workdir))))
     for folder in sorted(folders, key=lambda p: p.name.lower()):
         hand_ins = find_models(folder, "", Path(workdir))
-        students.append(Student(student_name(folder.name), folder.name, hand_ins or [HandIn("", refused="no model file")]))
+        if hand_ins or not students or looks_like_student(folder):
+            students.append(Student(student_name(folder.name), folder.name,
+                                    hand_ins or [HandIn("", refused="no model file")]))
+        # else: beside loose models (a folder of models, not a platform's download), a folder of other files
     return students
 
 
