@@ -31,11 +31,6 @@ HDF5_SUFFIXES = (".h5", ".hdf5")  # Keras 2 pairs' weights, and full-model files
 KERAS_SUFFIX = ".keras"  # Keras 3's archive: model.save("model.keras")
 PAIR_HASH_ATTRIBUTE = "model_json_sha256"
 WEIGHTS_HASH_ATTRIBUTE = "weights_sha256"
-# A file's model is refused above this many parameters, counted from its config before anything is allocated: the
-# sheets' largest model has 1.3 million, and a file asking for more than this is broken or hostile
-# (evaluate.py --max-params changes it).
-MAX_PARAMETERS = 50_000_000
-MAX_WEIGHT_BYTES_PER_PARAMETER = 8  # a stored weight may be float64: 8 bytes per parameter at most
 
 
 def pair_paths(filename):
@@ -133,9 +128,11 @@ def _load_pair(json_path, weights_path):
     try:
         with h5py.File(weights_path, "r") as f:
             saved_hash, saved_weights = f.attrs.get(PAIR_HASH_ATTRIBUTE), f.attrs.get(WEIGHTS_HASH_ATTRIBUTE)
+            model_size.check_stored(model_size.stored_parameters(f), weights_path)
+            legacy_weights = _legacy_weight_arrays(f)
             attributes = _text_attributes(f)
-            is_legacy_file = _legacy_weight_arrays(f) is not None
-            stored = _stored_shapes(f)
+    except PairError:
+        raise
     except Exception as error:  # h5py raises many types for damaged files; all mean the same to a student
         raise PairError(f"{weights_path}: not a readable HDF5 weights file ({short_error(error)}); "
                         "save the model again") from None
@@ -145,24 +142,22 @@ def _load_pair(json_path, weights_path):
     file_backend = config.get("backend") or attributes.get("backend")
     _refuse_keras_1(json_path, version, config)
     legacy = _is_legacy(config)
+    model_size.check(config, json_path)
     if saved_hash is not None:
         writer = "this project (Keras 3)"
     else:
         writer = _writer(version or ("2" if legacy else "3"), file_backend)
-    # load json and create model (safe mode: no Lambda code is run), its size counted before it is allocated
-    loaded_model = _build_within_limit(json_path, lambda: _model_from_legacy_json(config) if legacy
-                                       else model_from_config(config))
-    # Keras 2's arrays are matched to the model's layer by layer, each shape before it is read (_set_legacy_weights)
-    _check_stored_shapes(weights_path, stored, None if is_legacy_file else loaded_model)
+    try:
+        # load json and create model (safe mode: no Lambda code is run)
+        loaded_model = _model_from_legacy_json(config) if legacy else model_from_config(config)
+    except Exception as error:
+        raise PairError(f"{json_path}: Keras cannot build this model ({short_error(error)})") from None
     try:
         # load weights into new model
-        if is_legacy_file:
-            with h5py.File(weights_path, "r") as f:
-                _set_legacy_weights(loaded_model, _legacy_weight_arrays(f), file_backend)
+        if legacy_weights is not None:
+            _set_legacy_weights(loaded_model, legacy_weights, file_backend)
         else:
             loaded_model.load_weights(weights_path)
-    except (MemoryError, PairError):
-        raise
     except Exception as error:
         raise PairError(f"{weights_path}: weights do not fit {json_path.name} ({short_error(error)})") from None
     if saved_weights is not None and saved_weights != weights_sha256(loaded_model):
@@ -187,7 +182,10 @@ def _load_single_file(path):
     try:
         with h5py.File(path, "r") as f:
             attributes = _text_attributes(f)
-            stored = _stored_shapes(f)
+            model_size.check_stored(model_size.stored_parameters(f), path)
+            legacy_weights = _legacy_weight_arrays(f)
+    except PairError:
+        raise
     except Exception as error:
         what = "Keras archive" if path.suffix == KERAS_SUFFIX else "HDF5 model file"
         raise PairError(f"{path}: not a readable {what} ({short_error(error)}); save the model again") from None
@@ -200,92 +198,18 @@ def _load_single_file(path):
     except ValueError as error:
         raise PairError(f"{path}: its model_config is not JSON ({short_error(error)}); save the model again") from None
     _refuse_keras_1(path, version, config)
+    model_size.check(config, path)
     if version.startswith("3"):
-        _build_within_limit(path, lambda: model_from_config(config), keep=False)
-        _check_stored_shapes(path, stored, None)
         return _keras_load_model(path), _writer(version, file_backend)
-    model = _build_within_limit(path, lambda: _model_from_legacy_json(config))
-    _check_stored_shapes(path, stored, None)  # then each array's shape against its layer's, before it is read
     try:
-        with h5py.File(path, "r") as f:
-            _set_legacy_weights(model, _legacy_weight_arrays(f) or [], file_backend)
-    except (MemoryError, PairError):
-        raise
+        model = _model_from_legacy_json(config)
+    except Exception as error:
+        raise PairError(f"{path}: Keras cannot build this model ({short_error(error)})") from None
+    try:
+        _set_legacy_weights(model, legacy_weights or [], file_backend)
     except Exception as error:
         raise PairError(f"{path}: its weights do not fit its model ({short_error(error)})") from None
     return model, _writer(version or "2", file_backend)
-
-
-def _build_within_limit(path, build, keep=True):
-    """build() (a model from a file's config), its parameters counted before any weight is allocated (Keras's
-    stateless scope defers each variable's creation): a model over MAX_PARAMETERS is a PairError, and nothing was
-    allocated for it. keep=False: only count (the caller loads the file with Keras's own loader)."""
-    from keras.src.backend.common import global_state, variables
-    from keras.src.backend.common.stateless_scope import StatelessScope
-
-    before = list(global_state.get_global_attribute("uninitialized_variables", []) or [])
-    global_state.set_global_attribute("uninitialized_variables", [])
-    try:
-        with StatelessScope(initialize_variables=False):
-            model = build()
-            parameters = model.count_params()
-    except (MemoryError, PairError):
-        global_state.set_global_attribute("uninitialized_variables", before)
-        raise
-    except Exception as error:
-        global_state.set_global_attribute("uninitialized_variables", before)
-        if not keep:  # only counting: Keras's own loader builds it next and says what is wrong
-            return None
-        raise PairError(f"{path}: Keras cannot build this model ({short_error(error)})") from None
-    if parameters > MAX_PARAMETERS or not keep:
-        global_state.set_global_attribute("uninitialized_variables", before)
-        if parameters > MAX_PARAMETERS:
-            raise PairError(f"{path}: its model asks for {parameters:,} parameters, more than the "
-                            f"{MAX_PARAMETERS:,} allowed (no lab model comes near); refused before anything was "
-                            "built (raise the limit with --max-params if the model is genuine)")
-        return None
-    variables.initialize_all_variables()  # now allocate them, as Keras would have
-    global_state.set_global_attribute("uninitialized_variables", before)
-    return model
-
-
-def _stored_shapes(h5_file):
-    """{dataset path: (shape, dtype)} of every dataset in an HDF5 file, read from its metadata only."""
-    shapes = {}
-
-    def visit(name, item):
-        if isinstance(item, h5py.Dataset):
-            shapes[name] = (tuple(item.shape), item.dtype)
-
-    h5_file.visititems(visit)
-    return shapes
-
-
-def _check_stored_shapes(path, stored, model):
-    """Before a weight is read: every stored array is a plain number array no larger than the model's largest
-    weight (or, without a model, than MAX_PARAMETERS allows), and all together are within what the model holds
-    (weights and an optimizer's slots, three times the parameters) and MAX_PARAMETERS: a file declaring a huge
-    array costs its row, not the memory."""
-    largest = max((int(np.prod(w.shape)) for w in model.weights), default=0) if model is not None else MAX_PARAMETERS
-    allowed = 3 * model.count_params() + 1000 if model is not None else 3 * MAX_PARAMETERS
-    total = 0
-    for name, (shape, dtype) in stored.items():
-        size = int(np.prod(shape, dtype=np.float64)) if shape else 1
-        if dtype.kind not in "fiub" and dtype.kind != "S" and dtype.kind != "O":
-            raise PairError(f"{path}: stored array {name} holds {dtype}, not numbers; save the model again")
-        if dtype.kind in "fiub":
-            if size > max(largest, 1) and not name.startswith("optimizer_weights"):
-                raise PairError(f"{path}: stored array {name} declares {size:,} values ({_bytes(size * dtype.itemsize)}),"
-                                f" more than any weight of its model ({largest:,}); refused before reading it: the "
-                                "file is damaged or not this model's; save the model again")
-            total += size
-    if total > min(allowed, MAX_WEIGHT_BYTES_PER_PARAMETER * MAX_PARAMETERS):
-        raise PairError(f"{path}: its arrays declare {total:,} values, more than its model's "
-                        f"{allowed:,} (weights and optimizer); refused before reading them; save the model again")
-
-
-def _bytes(count):
-    return f"{count / 2**30:.1f} GiB" if count >= 2**30 else f"{count / 2**20:.1f} MiB"
 
 
 def _keras_load_model(path):
@@ -437,7 +361,7 @@ def _legacy_weight_arrays(h5_file):
         layer_name = layer_name.decode() if isinstance(layer_name, bytes) else str(layer_name)
         group = root[layer_name]
         names = [n.decode() if isinstance(n, bytes) else str(n) for n in group.attrs.get("weight_names", [])]
-        layers.append((layer_name, [group[n] for n in names]))  # h5py datasets: read once their shape is checked
+        layers.append((layer_name, [group[n][()] for n in names]))
     return [(name, arrays) for name, arrays in layers if arrays]
 
 
@@ -463,9 +387,8 @@ def _set_legacy_weights(model, legacy_layers, file_backend=None):
         pairs = [(layer, name, arrays) for layer, (name, arrays) in zip(targets, legacy_layers)]
     for layer, name, arrays in pairs:
         expected = [tuple(w.shape) for w in layer.weights]
-        if [tuple(a.shape) for a in arrays] != expected:
-            raise ValueError(f"layer {name}: shapes {[tuple(a.shape) for a in arrays]}, the model expects {expected}")
-        arrays = [np.asarray(a[()]) for a in arrays]  # read only now, its shape checked against the model
+        if [a.shape for a in arrays] != expected:
+            raise ValueError(f"layer {name}: shapes {[a.shape for a in arrays]}, the model expects {expected}")
         if file_backend == "theano" and type(layer).__name__ in THEANO_KERNEL_LAYERS:
             kernel = arrays[0]
             arrays = [kernel[(slice(None, None, -1),) * (kernel.ndim - 2)], *arrays[1:]]
