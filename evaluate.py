@@ -25,7 +25,7 @@ from pathlib import Path
 
 import data
 import models
-from labtools import backend, console, grading, history, report
+from labtools import backend, console, desk, grading, history, model_size, report
 from labtools.errors import PROJECT_ERRORS, UsageError
 
 
@@ -58,6 +58,8 @@ def make_parser():
                         help="also copy RESULTS.md's tables into README.md, README.fr.md and docs/ladder.md "
                              "(for maintainers)")
     parser.add_argument("--test-limit", type=int, metavar="N", help="evaluate on the first N test images only")
+    parser.add_argument("--max-params", type=int, default=model_size.MAX_PARAMETERS, metavar="N",
+                        help="refuse a model file that asks for more weights than N, before building or reading it")
     parser.add_argument("--redraw", action="store_true",
                         help="evaluate every pair and draw every figure again, also those unchanged since the last "
                              "run (their numbers are kept in the project's cache otherwise)")
@@ -69,6 +71,10 @@ def run(args):
     if args.readme and not (len(args.paths) == 1 and history.is_reference(args.paths[0])):  # never a student's runs
         raise UsageError("--readme copies the committed runs' tables into the READMEs: python evaluate.py results "
                          "--readme")
+    model_size.MAX_PARAMETERS = args.max_params
+    if desk.is_hand_in(args.paths):  # a class's hand-in (a folder of students' folders, or the platform's zip)
+        test_sets = grading.TestSets(data.get_data_mnist, data.prepare_inputs, args.test_limit)
+        return desk.run(args, test_sets, models.MODELS)
     normalize = {"auto": None, "yes": True, "no": False}[args.normalize]
     pairs = grading.find_pairs(args.paths)
     if not pairs:

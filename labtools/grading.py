@@ -125,11 +125,11 @@ class EvaluationCache:
         except (OSError, ValueError):
             self.entries = {}
 
-    def key(self, filename, normalize, test_limit):
+    def key(self, filename, normalize, test_limit, files=None):
         digest = hashlib.sha256(json.dumps([self.VERSION, normalize, test_limit, backend.versions()]).encode())
         for code in (plots.__file__, __file__):  # how the figures are drawn and titled: a change there redraws them
             digest.update(Path(code).read_bytes())
-        for path in (*saved_models.model_files(filename), Path(f"{filename}.history.json")):
+        for path in (*(files or saved_models.model_files(filename)), Path(f"{filename}.history.json")):
             digest.update(path.read_bytes() if path.is_file() else b"-")
         return digest.hexdigest()
 
@@ -157,21 +157,22 @@ def figure_paths(plots_dir, run, run_history, mnist=True):
 
 
 def evaluate_pair(filename, test_sets, recipes, normalize=None, data_dir=None, plots_dir=None, cache=None,
-                  run=None):
+                  run=None, files=None):
     """Load one saved model (a pair, a .keras archive, a full-model .h5), print the sheet's lines, draw its
     figures into plots_dir, return a result row.
 
     recipes: the registry (models.MODELS). normalize: None decides as load_run and choose_pixel_scale say. cache
     (an EvaluationCache): where an unchanged model's numbers were kept by an earlier run; they are printed and used
-    again. run: its name in the tables.
+    again. run: its name in the tables. files: the model's files where they are not named after filename (a
+    student's model.json + model_weights.h5).
     """
     run_history = history.read_history(filename) or {}
     config = run_history.get("config", {})
     run = run or Path(filename).name
     figures_name = run.replace("/", "_")
-    key = cache.key(filename, normalize, test_sets.test_limit) if cache is not None else None
+    key = cache.key(filename, normalize, test_sets.test_limit, files) if cache is not None else None
     entry = cache.get(key, figure_paths(plots_dir, figures_name, run_history)) if key else None
-    print(f"== {filename}")
+    print(f"== {filename if files is None else run}")
     if entry is not None:
         print_notes(entry)
         scores.print_score(entry["accuracy"])
@@ -179,7 +180,7 @@ def evaluate_pair(filename, test_sets, recipes, normalize=None, data_dir=None, p
         # the key is the files' bytes: a copy elsewhere (two students handing in the same file) is named as itself
         here = {"file": str(filename)} if entry["model"] in recipes else {"file": str(filename), "model": run}
         return result_row(run, {**entry, **here}, config, recipes)
-    saved, recipe, trained_normalize = load_run(filename, recipes, run_history)
+    saved, recipe, trained_normalize = load_run(filename, recipes, run_history, files)
     model = saved.model
     xray, notes = None, {"writer": saved.writer, "input": str(tuple(model.input_shape[1:]))}
     if recipe is not None and recipe.input_kind == "xray":
@@ -335,7 +336,7 @@ def recipe_for(model, recipes, history=None):
     return recipes.get(name)
 
 
-def load_run(filename, recipes, run_history=None):
+def load_run(filename, recipes, run_history=None, files=None):
     """A trained model and what its run recorded: (saved_models.Saved, recipe or None, normalize or None).
 
     The recipe is the one its history names, else its model's name (recipe_for); normalize is whether it takes
@@ -343,7 +344,7 @@ def load_run(filename, recipes, run_history=None):
     elsewhere), and the caller decides from the data (choose_pixel_scale). run_history: the model's history, if
     the caller has read it already.
     """
-    saved = saved_models.load(filename)
+    saved = saved_models.load(filename, files)
     run_history = (history.read_history(saved.files[0].with_suffix("")) or {}) if run_history is None else run_history
     recipe = recipe_for(saved.model, recipes, run_history)
     if recipe is not None:  # compiled for model.evaluate, as load_keras_model compiles it

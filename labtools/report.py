@@ -123,6 +123,9 @@ def results_cells(rows):
     (row["refused"]: why) has its row too, "refused" in its *saved by* cell."""
     header = ["model", "saved by", "input", "parameters", "epochs", "normalised", "test loss", "accuracy",
               "error rate", "reference", "difference"]
+    if any("student" in row for row in rows):  # a class's hand-in: the student first, then the path inside it
+        _, table = results_cells([{k: v for k, v in row.items() if k != "student"} for row in rows])
+        return ["student", *header], [[row["student"], *cells] for row, cells in zip(rows, table)]
     return header, [
         [row["run"], "refused", *["-"] * (len(header) - 2)] if row.get("refused") else
         [row["run"], row.get("writer", "?"), row.get("input", "?"), f"{row['parameters']:,}", row["epochs"] or "?",
@@ -141,13 +144,17 @@ def write_csv(rows, path):
     """The printed table as CSV, for a spreadsheet, with each model's file and notes (pixel scale, outputs; why a
     file was refused); written atomically."""
     header, table = results_cells(rows)
+    class_hand_in = header[0] == "student"
     with files.atomic_write(Path(path)) as (temporary,):
-        with open(temporary, "w", newline="", encoding="utf-8") as f:
+        # UTF-8 with a byte-order mark: what Excel needs to read accents on a double-click (LibreOffice reads both)
+        with open(temporary, "w", newline="", encoding="utf-8-sig") as f:
             writer = csv.writer(f)
-            writer.writerow(["file", *header, "notes"])
+            writer.writerow([*header, "notes", "file"] if class_hand_in else ["file", *header, "notes"])
             for row, cells in zip(rows, table):
-                notes = "; ".join(row[key] for key in ("refused", "pixels", "outputs") if row.get(key))
-                writer.writerow([row.get("file", row["run"]), *cells, notes])
+                notes = "; ".join([row[key] for key in ("refused", "pixels", "outputs") if row.get(key)] +
+                                  row.get("notes_extra", []))
+                file = row.get("file", row["run"])
+                writer.writerow([*cells, notes, file] if class_hand_in else [file, *cells, notes])
 
 
 def group_by_model(rows):

@@ -20,6 +20,7 @@ import h5py
 import keras
 import numpy as np
 
+from labtools import model_size
 from labtools import ladder  # noqa: F401  (registers the ladder's own layer, NearestAugmentation, which its pairs hold)
 from labtools.errors import PairError, short_error
 
@@ -91,13 +92,14 @@ def _pair_files(name):
     return json_path, weights_path
 
 
-def load(filename):
-    """A Saved: the model stored under `filename` (see model_files), built in Keras's safe mode (no code from the
-    file runs), with its weights; not compiled."""
+def load(filename, files=None):
+    """A Saved: the model stored under `filename` (see model_files), or in `files` ((json, weights) or (file,)) when
+    a caller has found them under other names, built in Keras's safe mode (no code from the file runs), with its
+    weights; not compiled. Nothing is built or read that asks for more than model_size.MAX_PARAMETERS weights."""
     if (Path(filename) / "saved_model.pb").is_file():
         raise PairError(f"{filename}: a TensorFlow SavedModel folder, which Keras 3 cannot load as a model; open it "
                         "with TensorFlow 2.15 or older and save it with model.save('model.h5')")
-    files = model_files(filename)
+    files = tuple(map(Path, files)) if files else model_files(filename)
     if len(files) == 2 and files[0].is_file() and not files[1].is_file():
         raise PairError(f"{files[0]}: no weights beside it ({files[1].name}, or {files[1].name[:-len(WEIGHTS_SUFFIX)]}"
                         f".h5 as Keras 2 wrote them); put the pair's weights file there under that name")
@@ -107,13 +109,16 @@ def load(filename):
     for path in files:
         if not path.is_file():
             raise PairError(f"{path}: file not found; train the model first (python train.py --model NAME)")
+        if path.stat().st_size == 0:
+            raise PairError(f"{path}: empty (0 bytes): the save or the upload did not finish; save it again")
     model, writer = _load_pair(*files) if len(files) == 2 else _load_single_file(files[0])
     return Saved(model, writer, files)
 
 
 def _load_pair(json_path, weights_path):
     try:
-        model_json = json_path.read_text()
+        # Windows Notepad saves UTF-8 with a byte-order mark (and CRLF line ends, which JSON ignores)
+        model_json = json_path.read_bytes().decode("utf-8-sig")
         config = json.loads(model_json)
         if not isinstance(config, dict) or "class_name" not in config:
             raise ValueError("no class_name at the top")
@@ -123,8 +128,11 @@ def _load_pair(json_path, weights_path):
     try:
         with h5py.File(weights_path, "r") as f:
             saved_hash, saved_weights = f.attrs.get(PAIR_HASH_ATTRIBUTE), f.attrs.get(WEIGHTS_HASH_ATTRIBUTE)
+            model_size.check_stored(model_size.stored_parameters(f), weights_path)
             legacy_weights = _legacy_weight_arrays(f)
             attributes = _text_attributes(f)
+    except PairError:
+        raise
     except Exception as error:  # h5py raises many types for damaged files; all mean the same to a student
         raise PairError(f"{weights_path}: not a readable HDF5 weights file ({short_error(error)}); "
                         "save the model again") from None
@@ -134,6 +142,7 @@ def _load_pair(json_path, weights_path):
     file_backend = config.get("backend") or attributes.get("backend")
     _refuse_keras_1(json_path, version, config)
     legacy = _is_legacy(config)
+    model_size.check(config, json_path)
     if saved_hash is not None:
         writer = "this project (Keras 3)"
     else:
@@ -163,13 +172,20 @@ def _load_single_file(path):
         try:
             with zipfile.ZipFile(path) as archive:
                 version = str(json.loads(archive.read("metadata.json")).get("keras_version", ""))
+                config = json.loads(archive.read("config.json"))
+                stored = sum(m.file_size for m in archive.infolist() if m.filename.endswith(".h5")) // 4
         except Exception as error:
             raise PairError(f"{path}: not a Keras archive ({short_error(error)}); save the model again") from None
+        model_size.check(config, path)
+        model_size.check_stored(stored, path)
         return _keras_load_model(path), _writer(version or "3", None)
     try:
         with h5py.File(path, "r") as f:
             attributes = _text_attributes(f)
+            model_size.check_stored(model_size.stored_parameters(f), path)
             legacy_weights = _legacy_weight_arrays(f)
+    except PairError:
+        raise
     except Exception as error:
         what = "Keras archive" if path.suffix == KERAS_SUFFIX else "HDF5 model file"
         raise PairError(f"{path}: not a readable {what} ({short_error(error)}); save the model again") from None
@@ -182,6 +198,7 @@ def _load_single_file(path):
     except ValueError as error:
         raise PairError(f"{path}: its model_config is not JSON ({short_error(error)}); save the model again") from None
     _refuse_keras_1(path, version, config)
+    model_size.check(config, path)
     if version.startswith("3"):
         return _keras_load_model(path), _writer(version, file_backend)
     try:

@@ -137,28 +137,32 @@ def test_a_teachers_folder_of_mixed_files(tmp_path, capsys):
     errors = output.err.strip().splitlines()
     assert len(errors) == len(expected_errors) + 1  # and the Keras 1 pair
     for file, message in expected_errors.items():
-        assert any(f"students/{file}:" in line and message in line for line in errors), (file, errors)
-    assert any("keras122_theano_mlp.json: written by Keras 1.2.2" in line for line in errors)
+        student, _, inside = file.partition("/")  # each line names the student, then the file inside their folder
+        assert any(f"error: {student}: {inside or student}:" in line and message in line for line in errors), (
+            file, errors)
+    assert any("keras122: keras122_theano_mlp.json: written by Keras 1.2.2" in line for line in errors)
     assert "Traceback" not in output.err + output.out
-    rows = {line.split(" | ")[0][2:]: line for line in output.out.splitlines() if line.startswith("| ")}
-    assert rows["keras208/keras208_theano_cnn"].split(" | ")[1:3] == ["Keras 2.0.8 (theano)", "(1, 28, 28)"]
+    rows = {"/".join(line[2:].split(" | ")[:2]): line for line in output.out.splitlines() if line.startswith("| ")}
+    assert rows["keras208/keras208_theano_cnn"].split(" | ")[2:4] == ["Keras 2.0.8 (theano)", "(1, 28, 28)"]
     assert "| no (chosen) |" in rows["tf/tf_keras_raw_cnn"]
     assert "| yes (chosen) |" in rows["keras3/keras3_model.keras"]
     assert "its outputs are not probabilities (no softmax at the end)" in output.out
     assert sorted(p.relative_to(students) for p in students.rglob("*")) == before  # no report among their files
-    with open(grades, newline="") as f:
+    with open(grades, newline="", encoding="utf-8-sig") as f:
         table = list(csv.DictReader(f))
-    assert [row["model"] for row in table] == [name for name in rows if name not in ("model", "---")]
-    raw = next(row for row in table if row["model"] == "tf/tf_keras_raw_cnn")
+    assert [f"{row['student']}/{row['model']}" for row in table] == [name for name in rows
+                                                                      if name not in ("student/model", "---/---")]
+    raw = next(row for row in table if row["model"] == "tf_keras_raw_cnn")
     assert raw["normalised"] == "no (chosen)" and raw["notes"].startswith("pixels 0..255, chosen on 500")
     assert raw["saved by"] == MANIFEST["tf_keras_raw_cnn"]["writer"]
     # every file handed in has its row, the refused ones too, with why in the notes: no student goes missing
     refused = [row for row in table if row["saved by"] == "refused"]
     assert len(refused) == len(errors) and len(table) == len(errors) + 5
     assert all(row["error rate"] == "-" and row["notes"] for row in refused)
-    assert any("written by Keras 1.2.2" in row["notes"] and row["model"] == "keras122/keras122_theano_mlp"
+    assert any("written by Keras 1.2.2" in row["notes"] and row["model"] == "keras122_theano_mlp"
                for row in refused)
-    assert f"{len(errors)} of {len(table)} files refused: why is in the lines above and in {grades}" in output.out
+    assert (f"3 of 6 students graded (5 models); 3 with no graded model; {len(errors)} of {len(table)} files "
+            f"refused: why is in the lines above and in {grades}") in output.out
 
 
 def test_a_copy_handed_in_twice_is_named_as_itself(tmp_path, monkeypatch, capsys):
@@ -171,11 +175,10 @@ def test_a_copy_handed_in_twice_is_named_as_itself(tmp_path, monkeypatch, capsys
     grades = tmp_path / "grades.csv"
     for _ in range(2):  # the second run takes both from the cache
         assert evaluate.main([str(tmp_path / "students"), "--test-limit", "500", "--csv", str(grades)]) == 0
-        with open(grades, newline="") as f:
+        with open(grades, newline="", encoding="utf-8-sig") as f:
             table = list(csv.DictReader(f))
-        expected = [(f"{student}/model.keras", str(tmp_path / "students" / student / "model.keras"))
-                    for student in ("ana", "ben")]
-        assert [(row["model"], row["file"]) for row in table] == expected
+        expected = [(student, "model.keras", f"{student}/model.keras") for student in ("ana", "ben")]
+        assert [(row["student"], row["model"], row["file"]) for row in table] == expected
         assert table[0]["error rate"] == table[1]["error rate"]
 
 
