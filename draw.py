@@ -333,6 +333,9 @@ def make_server(live_models, host="127.0.0.1", port=0):
     handler = type("DrawHandler", (Handler,), {"answerer": Answerer(live_models)})
     server = ThreadingHTTPServer((host, port), handler)
     server.daemon_threads = True
+    # Ctrl-C stops at once: without this, server_close waits for every handler thread, and one blocked on a
+    # browser's idle keep-alive connection would hold the server up until the browser lets go
+    server.block_on_close = False
     return server
 
 

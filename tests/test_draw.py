@@ -122,8 +122,11 @@ def test_a_blank_drawing_and_unknown_paths(server):
 def test_start_a_broken_pair_and_ctrl_c(tmp_path):
     broken = tmp_path / "broken.json"
     broken.write_text("{ not a model")
+    # SIGINT as a terminal's Ctrl-C sends it: a test run started in the background (CI, `cmd &`) ignores SIGINT, and
+    # its children would inherit that
     process = subprocess.Popen([sys.executable, "draw.py", "--no-browser", str(PAIRS[0]), str(broken)], cwd=ROOT,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         for line in process.stdout:
             if "the page is at" in line:
