@@ -72,10 +72,10 @@ def run(args):
         raise UsageError("--readme copies the committed runs' tables into the READMEs: python evaluate.py results "
                          "--readme")
     model_size.MAX_PARAMETERS = args.max_params
+    normalize = {"auto": None, "yes": True, "no": False}[args.normalize]
     if desk.is_hand_in(args.paths):  # a class's hand-in (a folder of students' folders, or the platform's zip)
         test_sets = grading.TestSets(data.get_data_mnist, data.prepare_inputs, args.test_limit)
-        return desk.run(args, test_sets, models.MODELS)
-    normalize = {"auto": None, "yes": True, "no": False}[args.normalize]
+        return desk.run(args, test_sets, models.MODELS, normalize)
     pairs = grading.find_pairs(args.paths)
     if not pairs:
         raise UsageError(f"no trained model in {', '.join(args.paths)}; train one first: python train.py --model large")

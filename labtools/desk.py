@@ -16,6 +16,7 @@ import tempfile
 import zipfile
 from pathlib import Path, PurePosixPath
 
+from labtools import grading, report, saved_models
 from labtools.errors import PairError, short_error
 
 # Files a platform or an operating system adds, skipped without a word
@@ -104,7 +105,7 @@ def looks_like_student(folder):
 def find_models(folder, shown, workdir, depth=0):
     """[HandIn] in folder and below, as `shown/...` (the path inside the student's hand-in)."""
     if is_saved_model(folder):
-        return [HandIn(shown or folder.name, refused=saved_model_refusal(shown or folder.name))]
+        return [HandIn(shown or folder.name, refused=saved_models.saved_model_refusal(shown or folder.name))]
     entries = sorted((p for p in folder.iterdir() if not is_junk(p)), key=lambda p: p.name.lower())
     found = find_models_in_files(folder, [p for p in entries if p.is_file() or not p.exists()], shown, workdir, depth)
     for sub in entries:
@@ -170,11 +171,6 @@ def find_models_in_files(folder, paths, shown, workdir, depth=0):
 
 def is_saved_model(folder):
     return any(p.name.lower() == "saved_model.pb" for p in folder.iterdir())
-
-
-def saved_model_refusal(shown):
-    return (f"{shown}: a TensorFlow SavedModel folder, which Keras 3 does not load as a model; in the student's "
-            "TensorFlow, load it and save it with model.save(\"model.keras\")")
 
 
 def member_name(member):
@@ -283,19 +279,17 @@ def grade(path, evaluate_one, progress=None):
                 rows.append({**row, "student": student.name, "desk_notes": notes})
     return rows, students
 
-def run(args, test_sets, recipes):
+def run(args, test_sets, recipes, normalize):
     """evaluate.py on a class's hand-in (is_hand_in): one block of rows per student, the table, the CSV, the
     closing line; the exit status is 1 when a student has no graded model or a file was refused."""
-    from labtools import grading, report  # what grades one model, and the table
-
     cache = grading.EvaluationCache(ignore=args.redraw)
 
     def evaluate_one(hand_in, run):
         name = hand_in.files[0]
         if len(hand_in.files) == 2:
             name = name.with_name(name.name[: -len(JSON)])
-        row = grading.evaluate_pair(name, test_sets, recipes, {"auto": None, "yes": True, "no": False}[
-            args.normalize], args.data_dir, None, cache, run, files=hand_in.files)
+        row = grading.evaluate_pair(name, test_sets, recipes, normalize, args.data_dir, None, cache, run,
+                                    files=hand_in.files)
         return {**row, "file": str(hand_in.files[0])}
 
     def progress(line):

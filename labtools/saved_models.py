@@ -97,8 +97,7 @@ def load(filename, files=None):
     a caller has found them under other names, built in Keras's safe mode (no code from the file runs), with its
     weights; not compiled. Nothing is built or read that asks for more than model_size.MAX_PARAMETERS weights."""
     if (Path(filename) / "saved_model.pb").is_file():
-        raise PairError(f"{filename}: a TensorFlow SavedModel folder, which Keras 3 cannot load as a model; open it "
-                        "with TensorFlow 2.15 or older and save it with model.save('model.h5')")
+        raise PairError(saved_model_refusal(filename))
     files = tuple(map(Path, files)) if files else model_files(filename)
     if len(files) == 2 and files[0].is_file() and not files[1].is_file():
         raise PairError(f"{files[0]}: no weights beside it ({files[1].name}, or {files[1].name[:-len(WEIGHTS_SUFFIX)]}"
@@ -113,6 +112,12 @@ def load(filename, files=None):
             raise PairError(f"{path}: empty (0 bytes): the save or the upload did not finish; save it again")
     model, writer = _load_pair(*files) if len(files) == 2 else _load_single_file(files[0])
     return Saved(model, writer, files)
+
+
+def saved_model_refusal(shown):
+    """The one line for a TensorFlow SavedModel folder, which Keras 3 does not load as a model."""
+    return (f"{shown}: a TensorFlow SavedModel folder, which Keras 3 does not load as a model; in the student's "
+            "TensorFlow, load it and save it with model.save(\"model.keras\")")
 
 
 def _load_pair(json_path, weights_path):
