@@ -16,7 +16,7 @@ import tempfile
 import zipfile
 from pathlib import Path, PurePosixPath
 
-from labtools import grading, report, saved_models
+from labtools import grading, report, tf_formats
 from labtools.errors import PairError, short_error
 
 # Files a platform or an operating system adds, skipped without a word
@@ -30,7 +30,7 @@ ZIP_MAX_MEMBERS = 20_000
 ZIP_MAX_RATIO = 200  # uncompressed / compressed for a member over 1 MB (model files compress 1.1-5 x)
 ZIP_MAX_DEPTH = 4  # zips inside zips
 
-JSON, KERAS, HDF5 = ".json", ".keras", (".h5", ".hdf5")
+JSON, KERAS, HDF5, CHECKPOINT = ".json", ".keras", (".h5", ".hdf5"), ".index"
 
 
 @dataclasses.dataclass
@@ -104,8 +104,9 @@ def looks_like_student(folder):
 
 def find_models(folder, shown, workdir, depth=0):
     """[HandIn] in folder and below, as `shown/...` (the path inside the student's hand-in)."""
-    if is_saved_model(folder):
-        return [HandIn(shown or folder.name, refused=saved_models.saved_model_refusal(shown or folder.name))]
+    if tf_formats.is_saved_model(folder):
+        return [HandIn(shown or folder.name, tf_formats.saved_model_files(folder), folder=folder.parent,
+                       shown_folder=shown.rpartition("/")[0])]
     entries = sorted((p for p in folder.iterdir() if not is_junk(p)), key=lambda p: p.name.lower())
     found = find_models_in_files(folder, [p for p in entries if p.is_file() or not p.exists()], shown, workdir, depth)
     for sub in entries:
@@ -124,11 +125,14 @@ def find_models_in_files(folder, paths, shown, workdir, depth=0):
     (noted); .keras archives; .h5 files that are no pair's weights; TensorFlow checkpoints; zips, opened."""
     by_lower = {p.name.lower(): p for p in paths if not p.is_symlink()}
     jsons = sorted(n for n in by_lower if n.endswith(JSON) and not n.endswith(".history.json"))
-    hdf5 = sorted(n for n in by_lower if n.endswith(HDF5))
+    checkpoints = sorted(n for n in by_lower if n.endswith(CHECKPOINT) and
+                         any(other.startswith(n[: -len(CHECKPOINT)] + ".data-") for other in by_lower))
+    hdf5 = sorted(n for n in by_lower if n.endswith(HDF5)) + checkpoints
     found, used = [], set()
     for name in jsons:
         stem = name[: -len(JSON)]
-        weights = next((w for w in (stem + ".weights.h5", stem + ".h5", stem + ".hdf5") if w in by_lower), None)
+        weights = next((w for w in (stem + ".weights.h5", stem + ".h5", stem + ".hdf5", stem + CHECKPOINT)
+                        if w in by_lower), None)
         if weights and weights not in used:
             used.update((name, weights))
             found.append(HandIn(join(shown, by_lower[name].name[: -len(JSON)]), (by_lower[name], by_lower[weights])))
@@ -144,16 +148,16 @@ def find_models_in_files(folder, paths, shown, workdir, depth=0):
         found.append(HandIn(join(shown, path.name), refused=f"{path.name}: no weights beside it (name.weights.h5 or "
                                                               "name.h5); hand in the weights file too"))
     for name in lone_weights:
-        found.append(HandIn(join(shown, by_lower[name].name), (by_lower[name],)))
+        path = by_lower[name]
+        if name.endswith(CHECKPOINT):
+            found.append(HandIn(join(shown, path.name[: -len(CHECKPOINT)]), refused=(
+                f"{path.name[: -len(CHECKPOINT)]}.index + .data-*: a TensorFlow checkpoint, weights without their "
+                "model; hand in the model's JSON beside it (model.to_json()), or, in the student's TensorFlow, "
+                "load it into the model and save that with model.save(\"model.keras\")")))
+        else:
+            found.append(HandIn(join(shown, path.name), (path,)))
     for name in sorted(n for n in by_lower if n.endswith(KERAS)):
         found.append(HandIn(join(shown, by_lower[name].name), (by_lower[name],)))
-    for name in sorted(n for n in by_lower if n.endswith(".index")):
-        stem = name[: -len(".index")]
-        if any(n.startswith(stem + ".data-") for n in by_lower):
-            found.append(HandIn(join(shown, by_lower[name].name[: -len(".index")]), refused=(
-                f"{by_lower[name].name[: -len('.index')]}.index + .data-*: a TensorFlow checkpoint, weights without "
-                "their model, which Keras 3 cannot read; in the student's TensorFlow, load it into the model and "
-                "save that with model.save(\"model.keras\")")))
     for name in sorted(n for n in by_lower if n.endswith(".zip")):
         path = by_lower[name]
         inside = join(shown, path.name)
@@ -167,10 +171,6 @@ def find_models_in_files(folder, paths, shown, workdir, depth=0):
         if hand_in.folder is None:
             hand_in.folder, hand_in.shown_folder = folder, shown
     return found
-
-
-def is_saved_model(folder):
-    return any(p.name.lower() == "saved_model.pb" for p in folder.iterdir())
 
 
 def member_name(member):
@@ -246,7 +246,7 @@ def is_hand_in(paths):
     path = Path(paths[0])
     if path.is_file():
         return path.suffix.lower() == ".zip"
-    if not path.is_dir() or (path / "models").is_dir() or is_saved_model(path):
+    if not path.is_dir() or (path / "models").is_dir() or tf_formats.is_saved_model(path):
         return False
     return any(p.is_dir() and not is_junk(p) for p in path.iterdir())
 
@@ -286,11 +286,13 @@ def run(args, test_sets, recipes, normalize):
 
     def evaluate_one(hand_in, run):
         name = hand_in.files[0]
-        if len(hand_in.files) == 2:
+        if name.name == tf_formats.SAVED_MODEL_FILE:
+            name = name.parent
+        elif len(hand_in.files) == 2:
             name = name.with_name(name.name[: -len(JSON)])
         row = grading.evaluate_pair(name, test_sets, recipes, normalize, args.data_dir, None, cache, run,
                                     files=hand_in.files)
-        return {**row, "file": str(hand_in.files[0])}
+        return {**row, "file": str(name if name.is_dir() else hand_in.files[0])}
 
     def progress(line):
         if sys.stderr.isatty():

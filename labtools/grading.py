@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from labtools import backend, files, history, layout, pixel_scale, plots, report, saved_models, scores, xrays
+from labtools import (backend, files, history, layout, pixel_scale, plots, report, saved_models, scores, tf_formats,
+                      xrays)
 from labtools.errors import PairError, UsageError, short_error
 
 PREDICT_BATCH_SIZE = 1000  # test images per predict call
@@ -26,7 +27,7 @@ def find_pairs(paths):
     archive, a full-model .h5, each as model_name names it. UsageError for a path that names nothing."""
     found = []
     for path in map(Path, paths):
-        if path.is_dir() and not (path / "saved_model.pb").is_file():
+        if path.is_dir() and not tf_formats.is_saved_model(path):
             found.extend(models_in(models_dir(path)))
             continue
         held_in = saved_models.model_files(path)
@@ -39,6 +40,8 @@ def find_pairs(paths):
 def model_name(path):
     """A model named from any of its files: a pair by its name without extension, a single-file model as it is."""
     held_in = saved_models.model_files(path)
+    if tf_formats.is_saved_model(path):
+        return Path(path)
     return held_in[0] if len(held_in) == 1 else held_in[0].with_name(held_in[0].name[: -len(saved_models.JSON_SUFFIX)])
 
 
@@ -51,13 +54,14 @@ def models_in(directory):
     folders = [directory, *sorted(p for p in directory.iterdir() if p.is_dir() and not p.name.startswith("."))]
     found = set()
     for folder in folders:
-        if folder != directory and (folder / "saved_model.pb").is_file():
+        if folder != directory and tf_formats.is_saved_model(folder):
             found.add(folder)
             continue
         for path in folder.iterdir():
             if path.name.startswith(".") or not path.is_file() or path.name.endswith(".history.json"):
                 continue
-            if path.suffix in (saved_models.JSON_SUFFIX, saved_models.KERAS_SUFFIX, *saved_models.HDF5_SUFFIXES):
+            if path.suffix in (saved_models.JSON_SUFFIX, saved_models.KERAS_SUFFIX, *saved_models.HDF5_SUFFIXES,
+                               saved_models.CHECKPOINT_SUFFIX):
                 found.add(model_name(path))
     return sorted(found)
 

@@ -20,7 +20,7 @@ import h5py
 import keras
 import numpy as np
 
-from labtools import model_size
+from labtools import model_size, tf_formats
 from labtools import ladder  # noqa: F401  (registers the ladder's own layer, NearestAugmentation, which its pairs hold)
 from labtools.errors import PairError, short_error
 
@@ -29,6 +29,7 @@ WEIGHTS_SUFFIX = ".weights.h5"
 LEGACY_WEIGHTS_SUFFIX = ".h5"  # what Keras 2's save_weights(filename + ".h5") wrote
 HDF5_SUFFIXES = (".h5", ".hdf5")  # Keras 2 pairs' weights, and full-model files (model.save("model.h5"))
 KERAS_SUFFIX = ".keras"  # Keras 3's archive: model.save("model.keras")
+CHECKPOINT_SUFFIX = ".index"  # a TensorFlow checkpoint's index (tf.keras 2's save_weights("name") without .h5)
 PAIR_HASH_ATTRIBUTE = "model_json_sha256"
 WEIGHTS_HASH_ATTRIBUTE = "weights_sha256"
 
@@ -70,6 +71,10 @@ def model_files(filename):
     name.json), a .keras archive, a full-model .h5/.hdf5 file, or a name whose only file is one of those.
     """
     path = Path(filename)
+    if tf_formats.is_saved_model(path):
+        return tf_formats.saved_model_files(path)
+    if path.suffix == CHECKPOINT_SUFFIX:
+        return path.with_suffix(JSON_SUFFIX), path
     for suffix in (WEIGHTS_SUFFIX, JSON_SUFFIX):
         if path.name.endswith(suffix) and path.name != suffix:
             return _pair_files(path.with_name(path.name[: -len(suffix)]))
@@ -87,8 +92,8 @@ def model_files(filename):
 def _pair_files(name):
     json_path, weights_path = pair_paths(name)
     if not weights_path.is_file():
-        weights_path = next((Path(f"{name}{suffix}") for suffix in HDF5_SUFFIXES if Path(f"{name}{suffix}").is_file()),
-                            weights_path)
+        weights_path = next((Path(f"{name}{suffix}") for suffix in (*HDF5_SUFFIXES, CHECKPOINT_SUFFIX)
+                             if Path(f"{name}{suffix}").is_file()), weights_path)
     return json_path, weights_path
 
 
@@ -96,9 +101,10 @@ def load(filename, files=None):
     """A Saved: the model stored under `filename` (see model_files), or in `files` ((json, weights) or (file,)) when
     a caller has found them under other names, built in Keras's safe mode (no code from the file runs), with its
     weights; not compiled. Nothing is built or read that asks for more than model_size.MAX_PARAMETERS weights."""
-    if (Path(filename) / "saved_model.pb").is_file():
-        raise PairError(saved_model_refusal(filename))
     files = tuple(map(Path, files)) if files else model_files(filename)
+    if files[0].name == tf_formats.SAVED_MODEL_FILE:
+        model, version = tf_formats.load_saved_model(files[0].parent)
+        return Saved(model, f"TensorFlow {version} (SavedModel)" if version else "TensorFlow (SavedModel)", files)
     if len(files) == 2 and files[0].is_file() and not files[1].is_file():
         raise PairError(f"{files[0]}: no weights beside it ({files[1].name}, or {files[1].name[:-len(WEIGHTS_SUFFIX)]}"
                         f".h5 as Keras 2 wrote them); put the pair's weights file there under that name")
@@ -110,17 +116,15 @@ def load(filename, files=None):
             raise PairError(f"{path}: file not found; train the model first (python train.py --model NAME)")
         if path.stat().st_size == 0:
             raise PairError(f"{path}: empty (0 bytes): the save or the upload did not finish; save it again")
-    model, writer = _load_pair(*files) if len(files) == 2 else _load_single_file(files[0])
+    if len(files) == 2 and files[1].suffix.lower() == CHECKPOINT_SUFFIX:
+        model, writer = _load_checkpoint_pair(*files)
+    else:
+        model, writer = _load_pair(*files) if len(files) == 2 else _load_single_file(files[0])
     return Saved(model, writer, files)
 
 
-def saved_model_refusal(shown):
-    """The one line for a TensorFlow SavedModel folder, which Keras 3 does not load as a model."""
-    return (f"{shown}: a TensorFlow SavedModel folder, which Keras 3 does not load as a model; in the student's "
-            "TensorFlow, load it and save it with model.save(\"model.keras\")")
-
-
-def _load_pair(json_path, weights_path):
+def _read_model_json(json_path):
+    """(text, parsed) of a model's JSON; PairError for one that is not."""
     try:
         # Windows Notepad saves UTF-8 with a byte-order mark (and CRLF line ends, which JSON ignores)
         model_json = json_path.read_bytes().decode("utf-8-sig")
@@ -130,6 +134,29 @@ def _load_pair(json_path, weights_path):
     except (OSError, UnicodeDecodeError, ValueError) as error:
         raise PairError(f"{json_path}: not a readable model JSON ({short_error(error)}); "
                         "save the model again") from None
+    return model_json, config
+
+
+def _load_checkpoint_pair(json_path, index_path):
+    """A model's JSON beside a TensorFlow checkpoint (tf.keras 2's save_weights("NAME") without .h5)."""
+    _, config = _read_model_json(json_path)
+    prefix = index_path.name[: -len(CHECKPOINT_SUFFIX)]
+    if not any(p.name.startswith(f"{prefix}.data-") for p in index_path.parent.iterdir()):
+        raise PairError(f"{index_path}: a TensorFlow checkpoint without its {prefix}.data-00000-of-00001 file; "
+                        "hand in both")
+    version = str(config.get("keras_version") or "")
+    _refuse_keras_1(json_path, version, config)
+    model_size.check(config, json_path)
+    try:
+        model = _model_from_legacy_json(config) if _is_legacy(config) else model_from_config(config)
+    except Exception as error:
+        raise PairError(f"{json_path}: Keras cannot build this model ({short_error(error)})") from None
+    tf_formats.load_checkpoint_weights(model, index_path, json_path.name)
+    return model, _writer(version or "2", config.get("backend"))
+
+
+def _load_pair(json_path, weights_path):
+    model_json, config = _read_model_json(json_path)
     try:
         with h5py.File(weights_path, "r") as f:
             saved_hash, saved_weights = f.attrs.get(PAIR_HASH_ATTRIBUTE), f.attrs.get(WEIGHTS_HASH_ATTRIBUTE)

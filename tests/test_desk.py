@@ -4,18 +4,21 @@ folders down, zips inside zips, a Notepad JSON, upper-case extensions, a pair wh
 file, a zip bomb, a climbing path, a config that asks too much. Every student gets a row."""
 
 import csv
+import importlib.util
 import json
 import shutil
 import tempfile
 import zipfile
 from pathlib import Path
 
+import keras
 import pytest
 
 import evaluate
 from labtools import desk, model_size
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
+TENSORFLOW = importlib.util.find_spec("tensorflow") is not None  # reads checkpoints, on any backend
 
 
 def moodle(name, number):
@@ -92,13 +95,22 @@ def make_class(root):
     zero.mkdir()
     (zero / "model.keras").write_bytes(b"")
     (zero / "cut.h5").write_bytes((FIXTURES / "tf_keras_full.h5").read_bytes()[:5000])
-    s["Zero Bytes"] = [("cut.h5", "not a readable"), ("model.keras", "empty (0 bytes)")]
-    sam = root / "Sam Other Platform"  # another platform's folder name: kept as it is; a SavedModel inside
-    (sam / "export" / "variables").mkdir(parents=True)
-    (sam / "export" / "saved_model.pb").write_bytes(b"\x08\x01")
-    (sam / "ckpt.index").write_bytes(b"x")
-    (sam / "ckpt.data-00000-of-00001").write_bytes(b"x")
-    s["Sam Other Platform"] = [("ckpt", "a TensorFlow checkpoint"), ("export", "SavedModel folder")]
+    (zero / "export" / "variables").mkdir(parents=True)  # a SavedModel folder whose graph was cut to 2 bytes
+    (zero / "export" / "saved_model.pb").write_bytes(b"\x08\x01")
+    s["Zero Bytes"] = [("cut.h5", "not a readable"), ("export", "SavedModel"), ("model.keras", "empty (0 bytes)")]
+    # Another platform's folder name, kept as it is; TensorFlow's own formats from tf.keras 2: model.save("export")
+    # (a SavedModel folder) and save_weights("ckpt") (a checkpoint) beside a JSON of another name
+    sam = root / "Sam Other Platform"
+    shutil.copytree(FIXTURES / "tf_keras_savedmodel", sam / "export")
+    shutil.copy(FIXTURES / "tf_keras_ckpt.json", sam / "modele.json")
+    for suffix in (".index", ".data-00000-of-00001"):
+        shutil.copy(FIXTURES / f"tf_keras_ckpt{suffix}", sam / f"ckpt{suffix}")
+    (sam / "checkpoint").write_text('model_checkpoint_path: "ckpt"\nall_model_checkpoint_paths: "ckpt"\n')
+    s["Sam Other Platform"] = [
+        ("export", "TensorFlow 2.21.0 (SavedModel)" if keras.backend.backend() == "tensorflow" else
+         "TensorFlow backend only" if TENSORFLOW else "TensorFlow is not installed"),
+        ("modele", *(("Keras 2.21.0 (tensorflow)", "paired modele.json with ckpt.index") if TENSORFLOW else
+                     ("TensorFlow is not installed",)))]
     return s
 
 
@@ -124,7 +136,7 @@ def check_rows(table, expected):
         match = [w for w in wanted if w[0] == row["model"]]
         assert match, (row["model"], wanted)
         path, what, *note = match[0]
-        if what.startswith("Keras"):  # graded: what wrote it, and an error rate
+        if what.startswith(("Keras", "TensorFlow 2")):  # graded: what wrote it, and an error rate
             assert row["saved by"] == what and row["error rate"].endswith("%"), row
         else:  # refused: why, and no grade
             assert row["saved by"] == "refused" and row["error rate"] == "-" and what in row["notes"], (row, what)
@@ -149,12 +161,17 @@ def test_every_student_of_a_platform_download_gets_a_row(hand_in, as_zip, capsys
     assert "Traceback" not in output.out + output.err
     table = rows_of(grades)
     check_rows(table, expected)
-    assert "5 of 11 students graded (6 models); 6 with no graded model; 7 of 13 files refused" in output.out
+    graded = [row for row in table if row["saved by"] != "refused"]
+    students, refused_files = {row["student"] for row in graded}, len(table) - len(graded) - 1  # Empty Folder's "-"
+    assert (len(graded), len(students)) == ((8, 6) if keras.backend.backend() == "tensorflow" else
+                                            (7, 6) if TENSORFLOW else (6, 5))
+    assert (f"{len(students)} of 11 students graded ({len(graded)} models); {11 - len(students)} with no graded "
+            f"model; {refused_files} of 14 files refused") in output.out
     assert "| Zoé Dupont | TP3/modeles/large | Keras 2.0.8 (theano) |" in output.out
     for name in ("__MACOSX", "._model", "Thumbs.db", "desktop.ini", ".DS_Store"):
         assert name not in output.out + output.err and all(name not in row["model"] for row in table)
     refused = [line for line in output.err.splitlines() if line.startswith("evaluate.py: error:")]
-    assert len(refused) == 8 and all("/tmp" not in line and str(temporary) not in line for line in refused)
+    assert len(refused) == refused_files + 1 and all("/tmp" not in line and str(temporary) not in line for line in refused)
     after = sorted((p.relative_to(base), p.stat().st_size) for p in base.rglob("*") if temporary not in p.parents)
     assert after == sorted([*before, (grades.relative_to(base), grades.stat().st_size)])  # nothing else written
     assert not list(temporary.iterdir())  # the unpacked zips removed
