@@ -140,6 +140,7 @@ def _read_model_json(json_path):
 def _load_checkpoint_pair(json_path, index_path):
     """A model's JSON beside a TensorFlow checkpoint (tf.keras 2's save_weights("NAME") without .h5)."""
     _, config = _read_model_json(json_path)
+    tf_formats.tensorflow_or_refuse(index_path, "a TensorFlow checkpoint")
     prefix = index_path.name[: -len(CHECKPOINT_SUFFIX)]
     if not any(p.name.startswith(f"{prefix}.data-") for p in index_path.parent.iterdir()):
         raise PairError(f"{index_path}: a TensorFlow checkpoint without its {prefix}.data-00000-of-00001 file; "

@@ -52,7 +52,8 @@ def saved_model_files(folder):
     return (folder / SAVED_MODEL_FILE, *sorted((folder / "variables").glob("variables.*")))
 
 
-def _tensorflow(path, what):
+def tensorflow_or_refuse(path, what):
+    """TensorFlow, imported; PairError naming path (a file that is `what`) where it is not installed."""
     try:
         import tensorflow as tf
     except ImportError:
@@ -69,7 +70,7 @@ def saved_model_ops(folder):
     if path.stat().st_size > SAVED_MODEL_MAX_BYTES:
         raise PairError(f"{folder}: a SavedModel whose graph is {path.stat().st_size:,} bytes, over "
                         f"{SAVED_MODEL_MAX_BYTES:,}; not read")
-    _tensorflow(folder, "a TensorFlow SavedModel folder")
+    tensorflow_or_refuse(folder, "a TensorFlow SavedModel folder")
     from tensorflow.core.protobuf import saved_model_pb2
 
     saved = saved_model_pb2.SavedModel()
@@ -170,7 +171,7 @@ def _is_optimizer(key):
 
 def checkpoint_shapes(prefix, shown=None):
     """{key: shape} of a TensorFlow checkpoint (prefix: the path without .index), read from its index only."""
-    tf = _tensorflow(shown or prefix, "a TensorFlow checkpoint")
+    tf = tensorflow_or_refuse(shown or prefix, "a TensorFlow checkpoint")
     try:
         return {key: tuple(shape) for key, shape in tf.train.load_checkpoint(str(prefix)).get_variable_to_shape_map()
                 .items()}
@@ -207,7 +208,7 @@ def load_checkpoint_weights(model, index_path, json_name):
                                 f"{tuple(weight.shape)} in {json_name}: they do not belong together; hand in the "
                                 "pair saved together")
             keys.append(key)
-    tf = _tensorflow(index_path, "a TensorFlow checkpoint")
+    tf = tensorflow_or_refuse(index_path, "a TensorFlow checkpoint")
     try:
         reader = tf.train.load_checkpoint(prefix)
         values = [reader.get_tensor(key) for key in keys]

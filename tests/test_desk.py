@@ -108,7 +108,7 @@ def make_class(root):
     (sam / "checkpoint").write_text('model_checkpoint_path: "ckpt"\nall_model_checkpoint_paths: "ckpt"\n')
     s["Sam Other Platform"] = [
         ("export", "TensorFlow 2.21.0 (SavedModel)" if keras.backend.backend() == "tensorflow" else
-         "TensorFlow backend only" if TENSORFLOW else "TensorFlow is not installed"),
+         "TensorFlow backend only"),
         ("modele", *(("Keras 2.21.0 (tensorflow)", "paired modele.json with ckpt.index") if TENSORFLOW else
                      ("TensorFlow is not installed",)))]
     return s
