@@ -5,14 +5,18 @@
 
 Output: results/logs/desk_bench.txt. The class is built in a temporary folder from the committed MNIST pairs of
 results/models/ (every kind of the sheets: the INSAT CNNs, the ARN MLPs on pixels and on HOG, the ARN CNN, and the
-ladder's), each copied as a student hands it in: its JSON and weights only, no history, so that nothing says how it
-was trained and the pixel scale is chosen from its outputs, as for any student's file. One student in three
-uploaded a zip of their folder; the class is one zip, as the platform gives it. Every model is evaluated: the
+ladder's), each copied as a student hands it in: its JSON and weights only, no history (a model's name still gives
+its recipe, as for a student who trained with this project), and, for every third model, one of the files other
+people's Keras wrote (tests/fixtures/: Keras 2.0.8 and 2.3.1 on Theano, tf.keras 2.12 and 2.21 pairs and .h5 files,
+Keras 3 archives, a SavedModel folder, a checkpoint beside its JSON), for which nothing says how it was trained and
+the pixel scale is chosen from its outputs (twice the predictions). One student in three uploaded a zip of their
+folder; the class is one zip, as the platform gives it. Every model is evaluated: the
 evaluation cache is off (two students with the same file would otherwise cost one evaluation). Reports the seconds
 per model (wall clock, TensorFlow's start-up and the MNIST load included) and the process's peak RSS.
 """
 
 import argparse
+import json
 import platform
 import resource
 import shutil
@@ -23,6 +27,7 @@ import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = ROOT / "tests" / "fixtures"
 sys.path.insert(0, str(ROOT))
 START = time.perf_counter()
 
@@ -32,6 +37,7 @@ if __name__ == "__main__":
     console.start("experiments/desk_bench.py")
 
 import data  # noqa: E402
+import keras  # noqa: E402
 import logs  # noqa: E402
 import models  # noqa: E402
 from labtools import backend, desk, grading  # noqa: E402
@@ -48,17 +54,31 @@ def cpu_name():
         return platform.processor() or platform.machine()
 
 
+def foreign_files():
+    """[[path, ...]]: the files of each loadable fixture (tests/fixtures/fixtures.jsonl), SavedModels only where
+    the backend runs them."""
+    manifest = [json.loads(line) for line in (FIXTURES / "fixtures.jsonl").read_text().splitlines() if line]
+    return [[FIXTURES / name for name in entry["files"]] for _, entry in manifest
+            if entry.get("expect") != "refused" and
+            (entry.get("needs") != "the TensorFlow backend" or keras.backend.backend() == "tensorflow")]
+
+
 def make_class(root, students):
     pairs = []
     for seed in ("", "_seed8", "_seed9"):
         pairs += [ROOT / "results" / "models" / f"{kind}{seed}" for kind in KINDS]
+    foreign = foreign_files()
     folders = root / "download"
     for number in range(students):
         folder = folders / f"Étudiant{number:02d} Numéro{number}_{1000 + number}_assignsubmission_file_"
         work = folder / "TP3" if number % 3 else root / "zip" / str(number) / "TP3"
         for slot in range(3):
-            pair = pairs[(3 * number + slot) % len(pairs)]
             work.mkdir(parents=True, exist_ok=True)
+            if slot == 2:  # a file from elsewhere
+                for path in foreign[number % len(foreign)]:
+                    (shutil.copytree if path.is_dir() else shutil.copy)(path, work / path.name)
+                continue
+            pair = pairs[(2 * number + slot) % len(pairs)]
             shutil.copy(f"{pair}.json", work / f"{pair.name}.json")
             shutil.copy(f"{pair}.weights.h5", work / f"{pair.name}.weights.h5")
         if number % 3 == 0:  # a zip of their own folder
@@ -90,8 +110,8 @@ def main():
 
         def evaluate_one(hand_in, run):
             start = time.perf_counter()
-            name = hand_in.files[0].with_name(hand_in.files[0].name[: -len(".json")])
-            row = grading.evaluate_pair(name, test_sets, models.MODELS, files=hand_in.files, run=run)
+            row = grading.evaluate_pair(desk.model_name(hand_in), test_sets, models.MODELS, files=hand_in.files,
+                                        run=run)
             seconds.append(time.perf_counter() - start)
             return row
 
@@ -108,8 +128,12 @@ def main():
           f"{total / max(len(rows), 1):.2f} s per model")
     print(f"peak RSS: {peak:.0f} MiB")
     chosen = sum(1 for row in graded if row.get("pixels"))
-    print(f"pixel scale chosen from the outputs (the 5,000-image step, twice the predictions): {chosen} of "
-          f"{len(graded)} models; the others are this project's pairs, whose recipe the model's name gives")
+    print(f"pixel scale chosen from the outputs (twice the predictions): {chosen} of {len(graded)} models (the "
+          "files from elsewhere); the others are this project's pairs, whose recipe the model's name gives")
+    for kind, group in (("this project's pairs", [s for s, r in zip(seconds, graded) if not r.get("pixels")]),
+                        ("files from elsewhere", [s for s, r in zip(seconds, graded) if r.get("pixels")])):
+        if group:
+            print(f"  {kind}: {len(group)} models, {sum(group) / len(group):.2f} s per model on average")
     slowest = sorted(zip(seconds, (row["run"] for row in graded)), reverse=True)[:5]
     print("slowest models: " + ", ".join(f"{run} {second:.1f} s" for second, run in slowest))
     return 0

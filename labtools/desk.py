@@ -251,6 +251,15 @@ def is_hand_in(paths):
     return any(p.is_dir() and not is_junk(p) for p in path.iterdir())
 
 
+def model_name(hand_in):
+    """The name grading.evaluate_pair knows a hand-in's model by: a pair's JSON without .json, a SavedModel's
+    folder, a single file as it is."""
+    first = hand_in.files[0]
+    if first.name == tf_formats.SAVED_MODEL_FILE:
+        return first.parent
+    return first.with_name(first.name[: -len(JSON)]) if len(hand_in.files) == 2 else first
+
+
 def grade(path, evaluate_one, progress=None):
     """(rows, students): every student of the hand-in at path, each model they handed in evaluated by
     evaluate_one(hand_in, run) (grading.evaluate_pair's row); a file that fails, whatever it raises, is that row's
@@ -285,11 +294,7 @@ def run(args, test_sets, recipes, normalize):
     cache = grading.EvaluationCache(ignore=args.redraw)
 
     def evaluate_one(hand_in, run):
-        name = hand_in.files[0]
-        if name.name == tf_formats.SAVED_MODEL_FILE:
-            name = name.parent
-        elif len(hand_in.files) == 2:
-            name = name.with_name(name.name[: -len(JSON)])
+        name = model_name(hand_in)
         row = grading.evaluate_pair(name, test_sets, recipes, normalize, args.data_dir, None, cache, run,
                                     files=hand_in.files)
         return {**row, "file": str(name if name.is_dir() else hand_in.files[0])}
