@@ -81,7 +81,8 @@ def find_class(root, workdir):
     while True:
         entries = [p for p in root.iterdir() if not is_junk(p)]
         folders = [p for p in entries if p.is_dir()]
-        if len(entries) == 1 and folders and not looks_like_student(folders[0]):
+        if len(entries) == 1 and folders and not looks_like_student(folders[0]) and \
+                not tf_formats.is_saved_model(folders[0]):
             root = folders[0]
             continue
         break
@@ -89,6 +90,10 @@ def find_class(root, workdir):
     loose = [p for p in sorted(entries) if p.is_file()]
     if loose:
         students.append(Student("-", "", find_models_in_files(root, loose, "", Path(workdir))))
+        # a folder of models: its SavedModel folders are models of its own, not students
+        for folder in [p for p in folders if tf_formats.is_saved_model(p) and not looks_like_student(p)]:
+            students[0].hand_ins.extend(find_models(folder, "", Path(workdir)))
+            folders.remove(folder)
     for folder in sorted(folders, key=lambda p: p.name.lower()):
         hand_ins = find_models(folder, "", Path(workdir))
         if hand_ins or not students or looks_like_student(folder):

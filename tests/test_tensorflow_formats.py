@@ -5,6 +5,7 @@ its JSON, its shapes checked first. Where the backend or the installation cannot
 import importlib.util
 import shutil
 import sys
+import zipfile
 from pathlib import Path
 
 import keras
@@ -129,3 +130,19 @@ def test_where_tensorflow_cannot_run_them_one_line_says_what_to_do(tmp_path, mon
     with pytest.raises(errors.PairError, match=r"tf_keras_ckpt\.index: a TensorFlow checkpoint, which only "
                                                r"TensorFlow reads, and TensorFlow is not installed here"):
         saved_models.load(FIXTURES / "tf_keras_ckpt")
+
+
+def test_a_saved_model_folder_is_a_model_not_a_student_nor_a_folder_to_open(tmp_path):
+    from labtools import desk
+
+    models = tmp_path / "models"  # a teacher's folder of models: loose files and a SavedModel folder
+    shutil.copytree(FIXTURES / "tf_keras_savedmodel", models / "export")
+    shutil.copy(FIXTURES / "keras3_model.keras", models / "model.keras")
+    (students,) = desk.find_class(models, tmp_path / "work")
+    assert [hand_in.inside for hand_in in students.hand_ins] == ["model.keras", "export"]
+    with zipfile.ZipFile(tmp_path / "one.zip", "w") as archive:  # a zip of one SavedModel folder: not looked into
+        for path in sorted((models / "export").rglob("*")):
+            archive.write(path, path.relative_to(models).as_posix())
+    (work := tmp_path / "work2").mkdir()
+    (student,) = desk.find_class(tmp_path / "one.zip", work)
+    assert [(h.inside, h.files[0].name, h.refused) for h in student.hand_ins] == [("export", "saved_model.pb", "")]
