@@ -255,3 +255,19 @@ def test_a_hostile_class_stays_within_2_gb(tmp_path):
     assert "over the limit of 50,000,000" in refusals["Greedy Dense"] and "zip bomb" in refusals["Eve Bomb"]
     assert "stored shapes (40000000,)" in refusals["Huge Dataset"], refusals
     assert "huge.h5: it stores 400,0" in result.stderr
+
+
+@pytest.mark.parametrize("terminal", [True, False], ids=["terminal", "redirected"])
+def test_a_progress_line_per_student_on_a_terminal_only(tmp_path, monkeypatch, capsys, terminal):
+    """On a terminal, "[n/N] Name" on stderr as each student's grading starts, in the table's order; redirected
+    (a log, a pipe), nothing but the refusals."""
+    import sys
+
+    for name, number in [("Zoé Dupont", 3), ("ana Martin", 1), ("Bob Ng", 2)]:
+        (tmp_path / "submissions" / moodle(name, number)).mkdir(parents=True)
+    shutil.copy(FIXTURES / "keras3_model.keras", tmp_path / "submissions" / moodle("Bob Ng", 2) / "model.keras")
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: terminal)
+    assert evaluate.main([str(tmp_path / "submissions"), "--test-limit", "200", "--no-report"]) == 1
+    err = capsys.readouterr().err
+    progress = [line for line in err.splitlines() if re.match(r"\[\d+/\d+\] ", line)]
+    assert progress == (["[1/3] ana Martin", "[2/3] Bob Ng", "[3/3] Zoé Dupont"] if terminal else []), err
