@@ -7,6 +7,10 @@ files are refused in one line, as Keras 2 refused them. Every failure is a PairE
 A pair saved here records, in its weights file, the SHA-256 of its JSON (a JSON and weights that do not belong
 together are caught) and of its weights' values (bytes damaged inside a weight array, which HDF5 does not check,
 are caught too).
+
+Nothing is read that does not fit: the total a file declares is bounded first (model_size), the model is built from
+its config, and each stored weight's declared shape (h5py gives it without reading) is compared with the model's
+before any value is read, on every path: Keras reads a stored array whole, then compares.
 """
 
 import contextlib
