@@ -7,12 +7,18 @@ files are refused in one line, as Keras 2 refused them. Every failure is a PairE
 A pair saved here records, in its weights file, the SHA-256 of its JSON (a JSON and weights that do not belong
 together are caught) and of its weights' values (bytes damaged inside a weight array, which HDF5 does not check,
 are caught too).
+
+Nothing is read that does not fit: the total a file declares is bounded first (model_size), the model is built from
+its config, and each stored weight's declared shape (h5py gives it without reading) is compared with the model's
+before any value is read, on every path: Keras reads a stored array whole, then compares.
 """
 
+import contextlib
 import dataclasses
 import hashlib
 import inspect
 import json
+import tempfile
 import zipfile
 from pathlib import Path
 
@@ -30,6 +36,7 @@ LEGACY_WEIGHTS_SUFFIX = ".h5"  # what Keras 2's save_weights(filename + ".h5") w
 HDF5_SUFFIXES = (".h5", ".hdf5")  # Keras 2 pairs' weights, and full-model files (model.save("model.h5"))
 KERAS_SUFFIX = ".keras"  # Keras 3's archive: model.save("model.keras")
 CHECKPOINT_SUFFIX = ".index"  # a TensorFlow checkpoint's index (tf.keras 2's save_weights("name") without .h5)
+ARCHIVE_WEIGHTS = "model.weights.h5"  # the weights inside a .keras archive
 PAIR_HASH_ATTRIBUTE = "model_json_sha256"
 WEIGHTS_HASH_ATTRIBUTE = "weights_sha256"
 
@@ -158,17 +165,14 @@ def _load_checkpoint_pair(json_path, index_path):
 
 def _load_pair(json_path, weights_path):
     model_json, config = _read_model_json(json_path)
-    try:
+    unreadable = f"{weights_path}: not a readable HDF5 weights file ({{}}); save the model again"
+    with _one_line(unreadable):
         with h5py.File(weights_path, "r") as f:
             saved_hash, saved_weights = f.attrs.get(PAIR_HASH_ATTRIBUTE), f.attrs.get(WEIGHTS_HASH_ATTRIBUTE)
             model_size.check_stored(model_size.stored_parameters(f), weights_path)
-            legacy_weights = _legacy_weight_arrays(f)
+            legacy_layout = _legacy_layout(f)  # names and declared shapes: no value is read before they are checked
+            stored_shapes = _dataset_shapes(f)
             attributes = _text_attributes(f)
-    except PairError:
-        raise
-    except Exception as error:  # h5py raises many types for damaged files; all mean the same to a student
-        raise PairError(f"{weights_path}: not a readable HDF5 weights file ({short_error(error)}); "
-                        "save the model again") from None
     if saved_hash is not None and saved_hash != hashlib.sha256(model_json.encode()).hexdigest():
         raise PairError(f"{weights_path}: these weights were saved with another {json_path.name}; save the pair again")
     version = str(config.get("keras_version") or attributes.get("keras_version") or "")
@@ -185,14 +189,23 @@ def _load_pair(json_path, weights_path):
         loaded_model = _model_from_legacy_json(config) if legacy else model_from_config(config)
     except Exception as error:
         raise PairError(f"{json_path}: Keras cannot build this model ({short_error(error)})") from None
-    try:
+    misfit = (f"{weights_path}: weights do not fit {json_path.name} ({{}}): the JSON and the weights do not belong "
+              "together; hand in the pair as it was saved, or save the model again")
+    # each stored weight's shape against the model's before any value is read: a file can declare a weight of
+    # gigabytes that HDF5 would read (or fill) in full before Keras compares it
+    with _one_line(misfit):
+        if legacy_layout is not None:
+            matched = _match_legacy_weights(loaded_model, legacy_layout)
+        else:
+            _check_keras_3_shapes(loaded_model, stored_shapes)
+    with _one_line(misfit):
         # load weights into new model
-        if legacy_weights is not None:
-            _set_legacy_weights(loaded_model, legacy_weights, file_backend)
+        if legacy_layout is not None:
+            with _one_line(unreadable):
+                arrays = _read_legacy_weights(weights_path, matched)
+            _set_legacy_weights(matched, arrays, file_backend)
         else:
             loaded_model.load_weights(weights_path)
-    except Exception as error:
-        raise PairError(f"{weights_path}: weights do not fit {json_path.name} ({short_error(error)})") from None
     if saved_weights is not None and saved_weights != weights_sha256(loaded_model):
         raise PairError(f"{weights_path}: damaged: its weights are not those that were saved; save the pair again")
     return loaded_model, writer
@@ -200,28 +213,37 @@ def _load_pair(json_path, weights_path):
 
 def _load_single_file(path):
     """A .keras archive or a full-model HDF5 file: Keras 3's own loader for Keras 3's files, the Keras 2
-    translation below for Keras 2's (Keras 3 cannot read their layer configs)."""
+    translation below for Keras 2's (Keras 3 cannot read their layer configs). Each stored weight's shape is checked
+    against the model, built from the file's config, before Keras reads any value."""
+    misfit = f"{path}: its weights do not fit its model ({{}}); save the model again"
     if zipfile.is_zipfile(path):
-        try:
+        with _one_line(f"{path}: not a Keras archive ({{}}); save the model again"):
             with zipfile.ZipFile(path) as archive:
                 version = str(json.loads(archive.read("metadata.json")).get("keras_version", ""))
                 config = json.loads(archive.read("config.json"))
                 stored = sum(m.file_size for m in archive.infolist() if m.filename.endswith(".h5")) // 4
-        except Exception as error:
-            raise PairError(f"{path}: not a Keras archive ({short_error(error)}); save the model again") from None
+                stored_shapes = {}
+                if ARCHIVE_WEIGHTS in archive.namelist():
+                    # h5py reads the member where it lies, in the zip: its declared shapes only, nothing unpacked
+                    with archive.open(ARCHIVE_WEIGHTS) as member, h5py.File(member, "r") as f:
+                        stored = max(stored, model_size.stored_parameters(f))
+                        stored_shapes = _dataset_shapes(f)
         model_size.check(config, path)
         model_size.check_stored(stored, path)
+        try:
+            model = model_from_config(config)
+        except Exception as error:
+            raise PairError(f"{path}: Keras cannot load this model ({short_error(error)})") from None
+        with _one_line(misfit):
+            _check_keras_3_shapes(model, stored_shapes)
         return _keras_load_model(path), _writer(version or "3", None)
-    try:
+    unreadable = (f"{path}: not a readable {'Keras archive' if path.suffix == KERAS_SUFFIX else 'HDF5 model file'} "
+                  "({}); save the model again")
+    with _one_line(unreadable):
         with h5py.File(path, "r") as f:
             attributes = _text_attributes(f)
             model_size.check_stored(model_size.stored_parameters(f), path)
-            legacy_weights = _legacy_weight_arrays(f)
-    except PairError:
-        raise
-    except Exception as error:
-        what = "Keras archive" if path.suffix == KERAS_SUFFIX else "HDF5 model file"
-        raise PairError(f"{path}: not a readable {what} ({short_error(error)}); save the model again") from None
+            legacy_layout = _legacy_layout(f)
     if "model_config" not in attributes:
         raise PairError(f"{path}: holds weights only, no architecture; put the model's JSON beside it as "
                         f"{path.with_suffix(JSON_SUFFIX).name}, or save the whole model with model.save")
@@ -233,16 +255,36 @@ def _load_single_file(path):
     _refuse_keras_1(path, version, config)
     model_size.check(config, path)
     if version.startswith("3"):
+        try:
+            model = _model_from_h5_config(attributes["model_config"])
+        except Exception as error:
+            raise PairError(f"{path}: Keras cannot load this model ({short_error(error)})") from None
+        with _one_line(misfit):
+            _check_keras_3_h5_shapes(model, legacy_layout or [])
         return _keras_load_model(path), _writer(version, file_backend)
     try:
         model = _model_from_legacy_json(config)
     except Exception as error:
         raise PairError(f"{path}: Keras cannot build this model ({short_error(error)})") from None
-    try:
-        _set_legacy_weights(model, legacy_weights or [], file_backend)
-    except Exception as error:
-        raise PairError(f"{path}: its weights do not fit its model ({short_error(error)})") from None
+    with _one_line(misfit):
+        matched = _match_legacy_weights(model, legacy_layout or [])
+    with _one_line(unreadable):
+        arrays = _read_legacy_weights(path, matched)
+    with _one_line(misfit):
+        _set_legacy_weights(matched, arrays, file_backend)
     return model, _writer(version or "2", file_backend)
+
+
+@contextlib.contextmanager
+def _one_line(message):
+    """A PairError of message (its {} the error) for whatever else the block raises: h5py raises many types for
+    damaged files, Keras many for weights that do not fit; each means one thing to a student."""
+    try:
+        yield
+    except PairError:
+        raise
+    except Exception as error:  # noqa: BLE001
+        raise PairError(message.format(short_error(error))) from None
 
 
 def _keras_load_model(path):
@@ -384,47 +426,136 @@ def _legacy_layer(class_name, layer_config):
     return cls(**kwargs)
 
 
-def _legacy_weight_arrays(h5_file):
-    """[(layer name, [arrays])] of a Keras 2 weights file (a layer_names attribute), or None for Keras 3's."""
+def _legacy_layout(h5_file):
+    """[(layer name, [(weight name, declared shape)])] of a Keras 2 weights file (a layer_names attribute; Keras 3's
+    full-model .h5 files keep that layout), or None for Keras 3's .weights.h5: names and shapes, no value read."""
     root = h5_file["model_weights"] if "model_weights" in h5_file else h5_file
     if "layer_names" not in root.attrs:
         return None
     layers = []
     for layer_name in root.attrs["layer_names"]:
-        layer_name = layer_name.decode() if isinstance(layer_name, bytes) else str(layer_name)
+        layer_name = _text(layer_name)
         group = root[layer_name]
-        names = [n.decode() if isinstance(n, bytes) else str(n) for n in group.attrs.get("weight_names", [])]
-        layers.append((layer_name, [group[n][()] for n in names]))
-    return [(name, arrays) for name, arrays in layers if arrays]
+        names = [_text(n) for n in group.attrs.get("weight_names", [])]
+        layers.append((layer_name, [(n, tuple(group[n].shape)) for n in names]))
+    return [(name, weights) for name, weights in layers if weights]
+
+
+def _text(value):
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _dataset_shapes(h5_group):
+    """{path: declared shape} of every dataset under an HDF5 group, read from its header (no value read)."""
+    shapes = {}
+
+    def visit(name, item):
+        if isinstance(item, h5py.Dataset):
+            shapes[name] = tuple(item.shape or ())
+
+    h5_group.visititems(visit)
+    return shapes
 
 
 # Keras 2.2's list of the layers whose kernels Theano convolves (flipped) where TensorFlow correlates
 THEANO_KERNEL_LAYERS = ("Conv1D", "Conv2D", "Conv3D", "Conv2DTranspose")
 
 
-def _set_legacy_weights(model, legacy_layers, file_backend=None):
-    """Assign Keras 2 weights: by layer name when the file's names are the model's, else layer by layer in order
-    (a notebook cell run twice saves conv2d_5's weights for a JSON that says conv2d_4), as Keras 2 did.
+def _match_legacy_weights(model, layout):
+    """[(layer, stored layer name, [weight names])]: which stored weights go to which of the model's layers, by
+    layer name when the file's names are the model's, else layer by layer in order (a notebook cell run twice saves
+    conv2d_5's weights for a JSON that says conv2d_4), as Keras 2 did; each layer's declared shapes compared with
+    the layer's own before any value is read (ValueError naming the layer)."""
+    targets = [layer for layer in model.layers if layer.weights]
+    saved = dict(layout)
+    if len(saved) == len(layout) and sorted(saved) == sorted(layer.name for layer in targets):
+        pairs = [(layer, layer.name, saved[layer.name]) for layer in targets]
+    elif len(targets) != len(layout):
+        raise ValueError(f"{len(layout)} layers with weights in the file, {len(targets)} in the model")
+    else:
+        pairs = [(layer, name, weights) for layer, (name, weights) in zip(targets, layout)]
+    for layer, name, weights in pairs:
+        stored, expected = [shape for _, shape in weights], [tuple(w.shape) for w in layer.weights]
+        if stored != expected:
+            raise ValueError(f"layer {name}: stored shapes {_shapes(stored)}, the model's {_shapes(expected)}")
+    return [(layer, name, [weight_name for weight_name, _ in weights]) for layer, name, weights in pairs]
+
+
+def _shapes(shapes):
+    return ", ".join(map(str, shapes)) if shapes else "none"
+
+
+def _read_legacy_weights(path, matched):
+    """The arrays of _match_legacy_weights's weights, read from the file at path once their shapes are known to fit."""
+    with h5py.File(path, "r") as f:
+        root = f["model_weights"] if "model_weights" in f else f
+        return [[root[name][weight_name][()] for weight_name in weight_names] for _, name, weight_names in matched]
+
+
+def _set_legacy_weights(matched, arrays, file_backend=None):
+    """Assign Keras 2 weights (matched: _match_legacy_weights's, arrays: _read_legacy_weights's).
 
     Weights written on Theano: Theano convolves where TensorFlow (and Keras 3 on every backend) correlates, so
     their kernels are flipped in space, as Keras 2.2+ did when it loaded them (tf.keras 2.x no longer did, and
     computes something else for a Theano CNN).
     """
-    targets = [layer for layer in model.layers if layer.weights]
-    saved = dict(legacy_layers)
-    if len(saved) == len(legacy_layers) and sorted(saved) == sorted(layer.name for layer in targets):
-        pairs = [(layer, layer.name, saved[layer.name]) for layer in targets]
-    elif len(targets) != len(legacy_layers):
-        raise ValueError(f"{len(legacy_layers)} layers with weights in the file, {len(targets)} in the model")
-    else:
-        pairs = [(layer, name, arrays) for layer, (name, arrays) in zip(targets, legacy_layers)]
-    for layer, name, arrays in pairs:
-        expected = [tuple(w.shape) for w in layer.weights]
-        if [a.shape for a in arrays] != expected:
-            raise ValueError(f"layer {name}: shapes {[a.shape for a in arrays]}, the model expects {expected}")
+    for (layer, _, _), layer_arrays in zip(matched, arrays):
         if file_backend == "theano" and type(layer).__name__ in THEANO_KERNEL_LAYERS:
-            kernel = arrays[0]
-            arrays = [kernel[(slice(None, None, -1),) * (kernel.ndim - 2)], *arrays[1:]]
-        layer.set_weights(arrays)
+            kernel = layer_arrays[0]
+            layer_arrays = [kernel[(slice(None, None, -1),) * (kernel.ndim - 2)], *layer_arrays[1:]]
+        layer.set_weights(layer_arrays)
 
 
+# ----------------------------------------------------------------------------
+# Keras 3 files: what Keras reads, checked first (Keras reads each stored array whole, then compares its shape)
+
+
+def _keras_3_layout(model):
+    """{dataset path: shape} of the weights file Keras 3 writes for model, which is what its load_weights and
+    load_model read for it: Keras's own layout (layers/dense/vars/0, nested models, seed generators...),
+    written by Keras for this freshly built model into a temporary file and read back."""
+    with tempfile.TemporaryDirectory(prefix="mnist-labs-layout-") as folder:
+        reference = Path(folder) / "model.weights.h5"
+        model.save_weights(reference)
+        with h5py.File(reference, "r") as f:
+            return _dataset_shapes(f)
+
+
+def _check_keras_3_shapes(model, stored):
+    """ValueError naming the layer when a dataset that Keras 3 would read for model (stored: a .weights.h5's
+    {path: shape}, as in a pair or inside a .keras archive) has another shape than the model's variable. A dataset
+    under no path of the model's is never read by Keras (a layer whose group holds more or fewer variables is
+    refused by Keras before it reads)."""
+    legacy_names = any(name.startswith("_layer_checkpoint_dependencies/") for name in stored)
+    for name, shape in _keras_3_layout(model).items():
+        group, _, key = name.rpartition("/vars/")
+        found = name
+        if f"{group}/vars/{key}" not in stored and legacy_names:  # Keras 2.13's names, which Keras 3 still reads
+            found = f"{group.replace('layers', '_layer_checkpoint_dependencies')}/vars/{key}"
+        if found in stored and stored[found] != shape:
+            layer = "/".join(part for part in group.split("/") if part != "layers") or "model"
+            raise ValueError(f"layer {layer} ({found}): stored shape {stored[found]}, the model's {shape}")
+
+
+def _model_from_h5_config(model_config):
+    """The model of a Keras 3 full-model .h5 file's model_config, built in safe mode to learn its weights' shapes.
+    Keras writes that config in its legacy form (no module names), which model_from_json resolves given Keras's own
+    layer and model classes."""
+    known = {name: cls for name, cls in vars(keras.layers).items() if inspect.isclass(cls)}
+    known.update({"Sequential": keras.Sequential, "Functional": keras.Model, "Model": keras.Model})
+    model = keras.models.model_from_json(model_config, custom_objects=known)
+    if not isinstance(model, keras.Model):
+        raise ValueError(f"the config describes a {type(model).__name__}, not a model")
+    return model
+
+
+def _check_keras_3_h5_shapes(model, layout):
+    """ValueError naming the layer when a Keras 3 full-model .h5 file's weights (layout: _legacy_layout's) do not
+    have the shapes of the model's, layer by layer in order, as Keras 3's loader assigns them."""
+    targets = [layer for layer in model.layers if layer.weights]
+    if len(targets) != len(layout):
+        raise ValueError(f"{len(layout)} layers with weights in the file, {len(targets)} in the model")
+    for layer, (name, weights) in zip(targets, layout):
+        stored, expected = [shape for _, shape in weights], [tuple(w.shape) for w in layer.weights]
+        if sorted(stored) != sorted(expected):  # Keras 3 orders them trainable first; which is which it checks
+            raise ValueError(f"layer {name}: stored shapes {_shapes(stored)}, the model's {_shapes(expected)}")

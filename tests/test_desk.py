@@ -6,6 +6,7 @@ file, a zip bomb, a climbing path, a config that asks too much. Every student ge
 import csv
 import importlib.util
 import json
+import re
 import shutil
 import tempfile
 import zipfile
@@ -212,3 +213,78 @@ def test_a_zip_without_the_utf8_flag_keeps_its_accents():
     assert info.flag_bits & 0x800 == 0 and desk.member_name(info) == "Zoé/model.keras"
     info = zipfile.ZipInfo("Zoé/model.keras".encode("cp850").decode("cp437"))
     assert desk.member_name(info) == "Zoé/model.keras"
+
+
+def make_hostile_class(root):
+    """A small class of what costs memory: a config asking for 10^11 weights, a zip bomb, a file declaring a kernel of
+    1.6 GB (over the total limit), one declaring a kernel of 160 MB (under the total limit: the shape check), and one good model."""
+    import h5py
+
+    greedy = root / moodle("Greedy Dense", 1)
+    copy_pair("tf_keras_flatten_mlp", greedy, "m.json", "m.h5")
+    config = json.loads((greedy / "m.json").read_text())
+    next(layer for layer in config["config"]["layers"] if layer["class_name"] == "Dense")["config"]["units"] = 10 ** 8
+    (greedy / "m.json").write_text(json.dumps(config))
+    bomb = root / moodle("Eve Bomb", 2)
+    bomb.mkdir()
+    with zipfile.ZipFile(bomb / "model.zip", "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("model.h5", b"\0" * (64 << 20))
+    huge = root / moodle("Huge Dataset", 3)
+    huge.mkdir()
+    for name, shape in [("huge.h5", (400_000_000,)), ("wide.h5", (40_000_000,))]:  # 1.6 GB and 160 MB
+        shutil.copy(FIXTURES / "tf_keras_full.h5", huge / name)
+        with h5py.File(huge / name, "a") as f:  # declared, never written: the files stay small
+            del f["model_weights/dense_6/dense_6/kernel:0"]
+            # a fill value other than 0: a read would write every byte (zeros may come from untouched pages)
+            f.create_dataset("model_weights/dense_6/dense_6/kernel:0", shape=shape, dtype="float32", fillvalue=1.0)
+    good = root / moodle("Good Model", 4)
+    good.mkdir()
+    shutil.copy(FIXTURES / "keras3_model.keras", good / "model.keras")
+
+
+PEAK_RSS = """
+import atexit, resource, runpy, sys
+def peak():  # this process's own peak: RUSAGE_CHILDREN would count other tests' children too
+    kilobytes = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // (1024 if sys.platform == "darwin" else 1)
+    print(f"peak RSS: {kilobytes} kB", file=sys.stderr)
+atexit.register(peak)
+sys.argv = ["evaluate.py", *sys.argv[1:]]
+runpy.run_path("evaluate.py", run_name="__main__")
+"""
+
+
+def test_a_hostile_class_stays_within_2_gb(tmp_path):
+    """The issue's bound: a class folder peaks at no more than about 2 GB of RSS, whatever one file asks for.
+    evaluate.py runs in its own process on a class of hostile files, and that process reports its own peak."""
+    pytest.importorskip("resource")  # not on Windows
+    from conftest import run_script
+
+    make_hostile_class(tmp_path / "submissions")
+    grades = tmp_path / "grades.csv"
+    result = run_script("-c", PEAK_RSS, tmp_path / "submissions", "--csv", grades, "--test-limit", "200",
+                        env={"MNIST_LABS_CACHE": str(tmp_path / "cache"), "TMPDIR": str(tmp_path)})
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    peak = int(re.search(r"peak RSS: (\d+) kB", result.stderr).group(1)) * 1024
+    print(f"evaluate.py on the hostile class: peak RSS {peak / 2 ** 20:.0f} MiB")
+    assert peak < 2 * 2 ** 30, f"peak RSS {peak / 2 ** 30:.2f} GiB"
+    assert "1 of 4 students graded (1 models); 3 with no graded model; 4 of 5 files refused" in result.stdout
+    refusals = {row["student"]: row["notes"] for row in rows_of(grades) if row["saved by"] == "refused"}
+    assert "over the limit of 50,000,000" in refusals["Greedy Dense"] and "zip bomb" in refusals["Eve Bomb"]
+    assert "stored shapes (40000000,)" in refusals["Huge Dataset"], refusals
+    assert "huge.h5: it stores 400,0" in result.stderr
+
+
+@pytest.mark.parametrize("terminal", [True, False], ids=["terminal", "redirected"])
+def test_a_progress_line_per_student_on_a_terminal_only(tmp_path, monkeypatch, capsys, terminal):
+    """On a terminal, "[n/N] Name" on stderr as each student's grading starts, in the table's order; redirected
+    (a log, a pipe), nothing but the refusals."""
+    import sys
+
+    for name, number in [("Zoé Dupont", 3), ("ana Martin", 1), ("Bob Ng", 2)]:
+        (tmp_path / "submissions" / moodle(name, number)).mkdir(parents=True)
+    shutil.copy(FIXTURES / "keras3_model.keras", tmp_path / "submissions" / moodle("Bob Ng", 2) / "model.keras")
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: terminal)
+    assert evaluate.main([str(tmp_path / "submissions"), "--test-limit", "200", "--no-report"]) == 1
+    err = capsys.readouterr().err
+    progress = [line for line in err.splitlines() if re.match(r"\[\d+/\d+\] ", line)]
+    assert progress == (["[1/3] ana Martin", "[2/3] Bob Ng", "[3/3] Zoé Dupont"] if terminal else []), err

@@ -8,7 +8,9 @@ writer's own predictions for the first 64 test images beside each model. Nothing
 import csv
 import importlib.util
 import json
+import re
 import shutil
+import zipfile
 from pathlib import Path
 
 import h5py
@@ -311,3 +313,72 @@ def test_a_keras_2_0_pair_computes_the_same_under_the_sheets_global_channels_fir
         keras.config.set_image_data_format(previous)
     assert entry["input_shape"] == [1, 28, 28]
     np.testing.assert_allclose(outputs, np.load(FIXTURES / "keras208_theano_cnn.expected.npy"), rtol=1e-4, atol=1e-5)
+
+
+HUGE = (40_000_000,)  # 160 MB of float32 declared for one layer: under the 50 M total limit, so only the shape check
+
+
+def declare_huge_kernel(h5_file):
+    """Replace the file's first Dense kernel by a dataset declared HUGE and never written (HDF5 allocates it lazily:
+    the file stays small, and reading it would fill 160 MB). The dataset's path, relative to h5_file."""
+    kernels = []
+    h5_file.visititems(lambda name, item: kernels.append(name) if isinstance(item, h5py.Dataset) and len(item.shape)
+                       == 2 and "dense" in name and not name.startswith("optimizer") else None)
+    del h5_file[kernels[0]]
+    h5_file.create_dataset(kernels[0], shape=HUGE, dtype="float32")
+    return kernels[0]
+
+
+def hostile_copy(kind, folder):
+    """A copy of a good model file of `kind` whose weights declare HUGE values for one Dense layer: the path to
+    load."""
+    if kind == "keras 2 pair":
+        for suffix in (".json", ".h5"):
+            shutil.copy(FIXTURES / f"tf_keras_flatten_mlp{suffix}", folder / f"m{suffix}")
+        weights, target = folder / "m.h5", folder / "m.json"
+    elif kind == "keras 3 pair":
+        source = Path(__file__).resolve().parent / "pairs" / "large_original_tensorflow"
+        for suffix in (".json", ".weights.h5"):
+            shutil.copy(f"{source}{suffix}", folder / f"m{suffix}")
+        weights, target = folder / "m.weights.h5", folder / "m.json"
+    elif kind in ("keras 2 full .h5", "keras 3 full .h5"):
+        weights = target = folder / "m.h5"
+        shutil.copy(FIXTURES / ("tf_keras_full.h5" if kind.startswith("keras 2") else "keras3_full.h5"), weights)
+    else:  # a .keras archive, rewritten with such a model.weights.h5
+        target, weights = folder / "m.keras", folder / "model.weights.h5"
+        with zipfile.ZipFile(FIXTURES / "keras3_model.keras") as archive:
+            members = {name: archive.read(name) for name in archive.namelist()}
+        weights.write_bytes(members.pop("model.weights.h5"))
+    with h5py.File(weights, "a") as f:
+        declare_huge_kernel(f)
+    if kind == ".keras":
+        with zipfile.ZipFile(target, "w") as archive:
+            for name, data in members.items():
+                archive.writestr(name, data)
+            archive.write(weights, "model.weights.h5")
+    assert target.stat().st_size < 1 << 20  # declared, not written
+    return target
+
+
+@pytest.mark.parametrize("kind", ["keras 2 pair", "keras 3 pair", "keras 2 full .h5", "keras 3 full .h5", ".keras"])
+def test_a_weight_of_the_wrong_shape_is_refused_before_it_is_read(kind, tmp_path):
+    """Keras and h5py read a stored array whole before comparing its shape with the model's: a file declaring one
+    layer's kernel of 40 M values would cost 160 MB per file, and a few GB for a few such files. The declared shapes
+    are compared with the built model's first, so the refusal reads nothing (numpy reports its allocations to
+    tracemalloc: a 160 MB read would show in the peak)."""
+    import tracemalloc
+
+    path = hostile_copy(kind, tmp_path)
+    tracemalloc.start()
+    try:
+        with pytest.raises(errors.PairError) as refused:
+            saved_models.load(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 20 * 2 ** 20, f"{peak / 2 ** 20:.0f} MB traced while refusing {path.name}"
+    message = str(refused.value)
+    assert "\n" not in message and message.startswith(f"{tmp_path}/m.") and "do not fit" in message, message
+    shapes = r"layer (\w+/)?dense\w*\b.*stored shapes? \(40000000,\).*the model's \(\d+, \d+\)"
+    assert re.search(shapes, message), message
+    assert message.endswith(("save the model again", "or save the model again")), message
