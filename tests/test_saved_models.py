@@ -121,7 +121,7 @@ def broken_files(folder):
     shutil.copy(FIXTURES / "tf_keras_bn_cnn.h5", folder / "weights_only.h5")
     (folder / "notes.keras").write_text("not a zip")
     (folder / "corrupt.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(100))
-    (folder.parent / "yann").mkdir()  # model.save("yann") in TensorFlow 2.x before 2.16: a SavedModel folder
+    (folder.parent / "yann").mkdir()  # model.save("yann") in TensorFlow 2.x before 2.16: a SavedModel folder, its graph empty
     (folder.parent / "yann" / "saved_model.pb").write_bytes(b"")
     import keras
 
@@ -131,7 +131,7 @@ def broken_files(folder):
     colour.save(folder / "cifar.keras")
     return {"zoe/lonely.json": "no weights beside it", "zoe/weights_only.h5": "holds weights only",
             "zoe/notes.keras": "not a readable Keras archive", "zoe/corrupt.h5": "not a readable HDF5 model file",
-            "yann": "a TensorFlow SavedModel folder", "zoe/three_classes.keras": "not MNIST's 10 classes",
+            "yann": "SavedModel", "zoe/three_classes.keras": "not MNIST's 10 classes",
             "zoe/cifar.keras": "takes inputs of shape (32, 32, 3)"}
 
 
