@@ -63,9 +63,10 @@ def tensorflow_or_refuse(path, what):
 
 
 def saved_model_ops(folder):
-    """({op: count}, the TensorFlow version that wrote it) over every function that TensorFlow's loader and the model's calls can run: those that the
-    SavedModel's object graph names, and every function they call, through any attribute; read from the protocol
-    buffer, nothing run. PairError for a SavedModel that is not a TensorFlow 2 one, or cannot be read."""
+    """({op: count}, the TensorFlow version that wrote it) over every function that TensorFlow's loader and the
+    model's calls can run: those that the SavedModel's object graph names, and every function they call, through
+    any attribute; read from the protocol buffer, nothing run. PairError for a SavedModel that is not a
+    TensorFlow 2 one, or cannot be read."""
     path = Path(folder) / SAVED_MODEL_FILE
     if path.stat().st_size > SAVED_MODEL_MAX_BYTES:
         raise PairError(f"{folder}: a SavedModel whose graph is {path.stat().st_size:,} bytes, over "

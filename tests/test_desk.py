@@ -172,7 +172,8 @@ def test_every_student_of_a_platform_download_gets_a_row(hand_in, as_zip, capsys
     for name in ("__MACOSX", "._model", "Thumbs.db", "desktop.ini", ".DS_Store"):
         assert name not in output.out + output.err and all(name not in row["model"] for row in table)
     refused = [line for line in output.err.splitlines() if line.startswith("evaluate.py: error:")]
-    assert len(refused) == refused_files + 1 and all("/tmp" not in line and str(temporary) not in line for line in refused)
+    assert len(refused) == refused_files + 1
+    assert all("/tmp" not in line and str(temporary) not in line for line in refused)
     after = sorted((p.relative_to(base), p.stat().st_size) for p in base.rglob("*") if temporary not in p.parents)
     assert after == sorted([*before, (grades.relative_to(base), grades.stat().st_size)])  # nothing else written
     assert not list(temporary.iterdir())  # the unpacked zips removed

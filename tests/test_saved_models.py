@@ -121,7 +121,7 @@ def broken_files(folder):
     shutil.copy(FIXTURES / "tf_keras_bn_cnn.h5", folder / "weights_only.h5")
     (folder / "notes.keras").write_text("not a zip")
     (folder / "corrupt.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(100))
-    (folder.parent / "yann").mkdir()  # model.save("yann") in TensorFlow 2.x before 2.16: a SavedModel folder, its graph empty
+    (folder.parent / "yann").mkdir()  # model.save("yann") before TensorFlow 2.16: a SavedModel, its graph empty
     (folder.parent / "yann" / "saved_model.pb").write_bytes(b"")
     import keras
 
