@@ -42,8 +42,8 @@ StatelessRandomUniformV2 StatelessRandomUniformIntV2 StatelessTruncatedNormalV2 
 
 
 def is_saved_model(folder):
-    folder = Path(folder)
-    return folder.is_dir() and any(p.name.lower() == SAVED_MODEL_FILE for p in folder.iterdir())
+    # its exact name: TensorFlow's loader opens no other
+    return (Path(folder) / SAVED_MODEL_FILE).is_file()
 
 
 def saved_model_files(folder):
