@@ -31,20 +31,24 @@ def check_stored(count, path, limit=None):
                         "genuine, raise it with --max-params")
 
 
-def stored_parameters(h5_file):
-    """The number of values the HDF5 file's datasets declare (an optimizer's state left out), read from their
-    shapes only."""
+def dataset_shapes(h5_group):
+    """{path: declared shape} of every dataset under an HDF5 group, read from its header (no value read)."""
     import h5py
 
-    total = 0
+    shapes = {}
 
     def visit(name, item):
-        nonlocal total
-        if isinstance(item, h5py.Dataset) and not any(part.startswith("optimizer") for part in name.split("/")):
-            total += math.prod(item.shape or (1,))
+        if isinstance(item, h5py.Dataset):
+            shapes[name] = tuple(item.shape or ())
 
-    h5_file.visititems(visit)
-    return total
+    h5_group.visititems(visit)
+    return shapes
+
+
+def stored_parameters(shapes):
+    """The number of values that dataset_shapes's {path: shape} declare, an optimizer's state left out."""
+    return sum(math.prod(shape) for name, shape in shapes.items()
+               if not any(part.startswith("optimizer") for part in name.split("/")))
 
 
 def estimate_parameters(config):

@@ -155,12 +155,17 @@ def _load_checkpoint_pair(json_path, index_path):
     version = str(config.get("keras_version") or "")
     _refuse_keras_1(json_path, version, config)
     model_size.check(config, json_path)
-    try:
-        model = _model_from_legacy_json(config) if _is_legacy(config) else model_from_config(config)
-    except Exception as error:
-        raise PairError(f"{json_path}: Keras cannot build this model ({short_error(error)})") from None
+    model = _build(config, json_path)
     tf_formats.load_checkpoint_weights(model, index_path, json_path.name)
     return model, _writer(version or "2", config.get("backend"))
+
+
+def _build(config, json_path):
+    """The model a pair's parsed JSON describes, Keras 2's translated (safe mode: no Lambda code is run)."""
+    try:
+        return _model_from_legacy_json(config) if _is_legacy(config) else model_from_config(config)
+    except Exception as error:
+        raise PairError(f"{json_path}: Keras cannot build this model ({short_error(error)})") from None
 
 
 def _load_pair(json_path, weights_path):
@@ -169,9 +174,9 @@ def _load_pair(json_path, weights_path):
     with _one_line(unreadable):
         with h5py.File(weights_path, "r") as f:
             saved_hash, saved_weights = f.attrs.get(PAIR_HASH_ATTRIBUTE), f.attrs.get(WEIGHTS_HASH_ATTRIBUTE)
-            model_size.check_stored(model_size.stored_parameters(f), weights_path)
+            stored_shapes = model_size.dataset_shapes(f)
+            model_size.check_stored(model_size.stored_parameters(stored_shapes), weights_path)
             legacy_layout = _legacy_layout(f)  # names and declared shapes: no value is read before they are checked
-            stored_shapes = _dataset_shapes(f)
             attributes = _text_attributes(f)
     if saved_hash is not None and saved_hash != hashlib.sha256(model_json.encode()).hexdigest():
         raise PairError(f"{weights_path}: these weights were saved with another {json_path.name}; save the pair again")
@@ -184,11 +189,7 @@ def _load_pair(json_path, weights_path):
         writer = "this project (Keras 3)"
     else:
         writer = _writer(version or ("2" if legacy else "3"), file_backend)
-    try:
-        # load json and create model (safe mode: no Lambda code is run)
-        loaded_model = _model_from_legacy_json(config) if legacy else model_from_config(config)
-    except Exception as error:
-        raise PairError(f"{json_path}: Keras cannot build this model ({short_error(error)})") from None
+    loaded_model = _build(config, json_path)
     misfit = (f"{weights_path}: weights do not fit {json_path.name} ({{}}): the JSON and the weights do not belong "
               "together; hand in the pair as it was saved, or save the model again")
     # each stored weight's shape against the model's before any value is read: a file can declare a weight of
@@ -226,8 +227,8 @@ def _load_single_file(path):
                 if ARCHIVE_WEIGHTS in archive.namelist():
                     # h5py reads the member where it lies, in the zip: its declared shapes only, nothing unpacked
                     with archive.open(ARCHIVE_WEIGHTS) as member, h5py.File(member, "r") as f:
-                        stored = max(stored, model_size.stored_parameters(f))
-                        stored_shapes = _dataset_shapes(f)
+                        stored_shapes = model_size.dataset_shapes(f)
+                        stored = max(stored, model_size.stored_parameters(stored_shapes))
         model_size.check(config, path)
         model_size.check_stored(stored, path)
         try:
@@ -242,7 +243,7 @@ def _load_single_file(path):
     with _one_line(unreadable):
         with h5py.File(path, "r") as f:
             attributes = _text_attributes(f)
-            model_size.check_stored(model_size.stored_parameters(f), path)
+            model_size.check_stored(model_size.stored_parameters(model_size.dataset_shapes(f)), path)
             legacy_layout = _legacy_layout(f)
     if "model_config" not in attributes:
         raise PairError(f"{path}: holds weights only, no architecture; put the model's JSON beside it as "
@@ -308,7 +309,7 @@ def _text_attributes(h5_file):
     for key in ("keras_version", "backend", "model_config"):
         value = h5_file.attrs.get(key)
         if value is not None:
-            attributes[key] = value.decode() if isinstance(value, bytes) else str(value)
+            attributes[key] = _text(value)
     return attributes
 
 
@@ -445,18 +446,6 @@ def _text(value):
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def _dataset_shapes(h5_group):
-    """{path: declared shape} of every dataset under an HDF5 group, read from its header (no value read)."""
-    shapes = {}
-
-    def visit(name, item):
-        if isinstance(item, h5py.Dataset):
-            shapes[name] = tuple(item.shape or ())
-
-    h5_group.visititems(visit)
-    return shapes
-
-
 # Keras 2.2's list of the layers whose kernels Theano convolves (flipped) where TensorFlow correlates
 THEANO_KERNEL_LAYERS = ("Conv1D", "Conv2D", "Conv3D", "Conv2DTranspose")
 
@@ -518,7 +507,7 @@ def _keras_3_layout(model):
         reference = Path(folder) / "model.weights.h5"
         model.save_weights(reference)
         with h5py.File(reference, "r") as f:
-            return _dataset_shapes(f)
+            return model_size.dataset_shapes(f)
 
 
 def _check_keras_3_shapes(model, stored):

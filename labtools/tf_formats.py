@@ -130,8 +130,8 @@ def check_saved_model(folder, shown=None):
     if not (Path(folder) / "variables" / "variables.index").is_file():
         raise PairError(f"{shown}: a SavedModel folder without its variables/variables.index; hand in the whole "
                         "folder")
-    shapes = checkpoint_shapes(Path(folder) / "variables" / "variables", shown)
-    model_size.check_stored(sum(math.prod(shape) for key, shape in shapes.items() if not _is_optimizer(key)), shown)
+    _, shapes = open_checkpoint(Path(folder) / "variables" / "variables", shown)
+    model_size.check_stored(_model_values(shapes), shown)
     return version
 
 
@@ -166,16 +166,19 @@ def load_saved_model(folder, shown=None):
     return keras.Model(image, output, name="saved_model"), version
 
 
-def _is_optimizer(key):
-    return key.startswith("optimizer/") or ".OPTIMIZER_SLOT" in key or key == "_CHECKPOINTABLE_OBJECT_GRAPH"
+def _model_values(shapes):
+    """The values a checkpoint's {key: shape} stores for the model: its optimizer's and its object graph aside."""
+    return sum(math.prod(shape) for key, shape in shapes.items() if not (
+        key.startswith("optimizer/") or ".OPTIMIZER_SLOT" in key or key == "_CHECKPOINTABLE_OBJECT_GRAPH"))
 
 
-def checkpoint_shapes(prefix, shown=None):
-    """{key: shape} of a TensorFlow checkpoint (prefix: the path without .index), read from its index only."""
+def open_checkpoint(prefix, shown=None):
+    """(TensorFlow's reader, {key: shape}) of a checkpoint (prefix: the path without .index); the shapes come from
+    its index only, no value read."""
     tf = tensorflow_or_refuse(shown or prefix, "a TensorFlow checkpoint")
     try:
-        return {key: tuple(shape) for key, shape in tf.train.load_checkpoint(str(prefix)).get_variable_to_shape_map()
-                .items()}
+        reader = tf.train.load_checkpoint(str(prefix))
+        return reader, {key: tuple(shape) for key, shape in reader.get_variable_to_shape_map().items()}
     except Exception as error:
         raise PairError(f"{shown or prefix}: not a readable TensorFlow checkpoint "
                         f"({short_error(error) or type(error).__name__}); {RESAVE}") from None
@@ -188,10 +191,8 @@ def load_checkpoint_weights(model, index_path, json_name):
     """Set the weights of model (built from the JSON beside it) from the tf.keras 2 checkpoint index_path
     (NAME.index): its n-th layer with weights is layer_with_weights-n there, each variable under its attribute
     name; every shape is compared with the model's before any value is read."""
-    prefix = str(index_path)[: -len(".index")]
-    shapes = checkpoint_shapes(prefix, index_path)
-    model_size.check_stored(sum(math.prod(shape) for key, shape in shapes.items() if not _is_optimizer(key)),
-                            index_path)
+    reader, shapes = open_checkpoint(str(index_path)[: -len(".index")], index_path)
+    model_size.check_stored(_model_values(shapes), index_path)
     layers = [layer for layer in model.layers if layer.weights]
     stored_layers = {key.split("/")[0] for key in shapes if key.startswith("layer_with_weights-")}
     if len(stored_layers) != len(layers):
@@ -209,9 +210,7 @@ def load_checkpoint_weights(model, index_path, json_name):
                                 f"{tuple(weight.shape)} in {json_name}: they do not belong together; hand in the "
                                 "pair saved together")
             keys.append(key)
-    tf = tensorflow_or_refuse(index_path, "a TensorFlow checkpoint")
     try:
-        reader = tf.train.load_checkpoint(prefix)
         values = [reader.get_tensor(key) for key in keys]
     except Exception as error:
         raise PairError(f"{index_path}: damaged ({short_error(error) or type(error).__name__}); {RESAVE}") from None
